@@ -1,0 +1,1 @@
+"""Callbacks any phase gets: the target table and spike statistics."""

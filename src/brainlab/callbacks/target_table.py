@@ -1,0 +1,101 @@
+"""The target table: what a run achieved against `conf/targets.yaml`, written as targets.md/json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from brainlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
+
+
+def row_status(row: Mapping[str, Any], achieved: float | None, measured: bool) -> str:
+    """`met` / `not met` against the row's value and direction, or `not measured`."""
+    if achieved is None or not measured or math.isnan(achieved):
+        return NOT_MEASURED
+    higher = row.get("mode", "max") == "max"
+    return MET if (achieved >= row["value"] if higher else achieved <= row["value"]) else NOT_MET
+
+
+def build_table(
+    table: Mapping[str, Mapping[str, Any]], target: str | None, metrics: Mapping[str, float], measured: bool,
+    reason: str = "",
+) -> list[dict[str, Any]]:
+    """One dict per row of the table; only the run's own row can be measured."""
+    rows = []
+    for key, row in table.items():
+        achieved = metrics.get(row["metric"]) if key == target else None
+        status = row_status(row, achieved, measured)
+        gap = None if status == NOT_MEASURED else achieved - row["value"]
+        rows.append({
+            "id": key, "phase": row.get("phase"), "metric": row["metric"], "target": row["value"],
+            "achieved": achieved, "gap": gap, "status": status,
+            "note": reason if key == target and status == NOT_MEASURED else "",
+            "source": row.get("source", ""),
+        })
+    return rows
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    """The table as GitHub markdown."""
+    def fmt(v: Any) -> str:
+        return "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+    head = "| id | phase | metric | target | achieved | status | source |\n|---|---|---|---|---|---|---|\n"
+    lines = []
+    for r in rows:
+        status = r["status"] + (f" ({r['note']})" if r["note"] else "")
+        lines.append(f"| {r['id']} | {fmt(r['phase'])} | {r['metric']} | {fmt(r['target'])} | "
+                     f"{fmt(r['achieved'])} | {status} | {r['source']} |")
+    return head + "\n".join(lines) + "\n"
+
+
+class TargetTable(pl.Callback):
+    """After `trainer.test`, compares the run's metric with its target row and writes the table.
+
+    A row is `not measured` unless the whole published test set was used: a datamodule reporting
+    `is_full_dataset = False` (fixtures, partial copies) or `limit_test_batches` below 1.0 says so.
+    """
+
+    def __init__(self, table: Mapping[str, Mapping[str, Any]], target: str | None, output_dir: str) -> None:
+        self.table = {k: dict(v) for k, v in table.items()}
+        if target is not None and target not in self.table:
+            raise ConfigError(f"target={target!r} is not a row of conf/targets.yaml; rows: {sorted(self.table)}")
+        for key, row in self.table.items():
+            if "metric" not in row or "value" not in row:
+                raise ConfigError(f"conf/targets.yaml row {key!r} needs `metric` and `value`")
+        self.target = target
+        self.output_dir = Path(output_dir)
+        self.rows: list[dict[str, Any]] = []
+
+    def measured(self, trainer: pl.Trainer) -> tuple[bool, str]:
+        """Whether the test metric is the dataset's own, and why not."""
+        datamodule = trainer.datamodule
+        if datamodule is not None and not getattr(datamodule, "is_full_dataset", True):
+            return False, "not the full dataset"
+        limit = trainer.limit_test_batches
+        if trainer.fast_dev_run or (isinstance(limit, float) and limit < 1.0) or isinstance(limit, int):
+            return False, "test set limited"
+        return True, ""
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        measured, reason = self.measured(trainer)
+        self.rows = build_table(self.table, self.target, metrics, measured, reason)
+        if trainer.is_global_zero:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "targets.md").write_text(to_markdown(self.rows))
+            (self.output_dir / "targets.json").write_text(json.dumps(self.rows, indent=2))
+        own = next((r for r in self.rows if r["id"] == self.target), None)
+        if own is not None and own["gap"] is not None:
+            for logger in trainer.loggers:
+                logger.log_metrics({f"target/{self.target}/gap": own["gap"]}, step=trainer.global_step)

@@ -1,0 +1,1 @@
+"""Architectures (nn.Module), injected into phases by config (`model.net`)."""

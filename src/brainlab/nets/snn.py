@@ -1,0 +1,62 @@
+"""The blog's feed-forward SNN: Linear -> spiking -> ... -> Linear, spiking layers from the backend factory."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from brainlab.errors import ConfigError
+from brainlab.snn.factory import NeuronFactory
+
+
+def positive_int(key: str, value: Any) -> int:
+    """Return `value` as an int, refusing anything that is not a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
+class FeedForwardSNN(nn.Module):
+    """`(batch, time, *input_shape)` -> `(batch, time, num_classes)` output currents.
+
+    The blog's network is `input_shape=[100], hidden_dim=128, n_hidden=3` with IAF neurons: three
+    Linear+IAF blocks and a Linear readout whose output the phase sums over time.
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        backend: NeuronFactory,
+        hidden_dim: int = 128,
+        n_hidden: int = 3,
+        neuron: Mapping[str, Any] | None = None,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.input_shape = tuple(positive_int("data.input_shape[]", int(d)) for d in input_shape)
+        positive_int("model.net.hidden_dim", hidden_dim)
+        positive_int("model.net.n_hidden", n_hidden)
+        positive_int("model.net.num_classes", num_classes)
+        if not callable(backend):
+            raise ConfigError("model.net.backend must be a neuron factory (set by the `backend` group)")
+        neuron = dict(neuron or {})
+        layers: list[nn.Module] = []
+        width = math.prod(self.input_shape)
+        for _ in range(n_hidden):
+            layers += [nn.Linear(width, hidden_dim, bias=bias), backend(**neuron)]
+            width = hidden_dim
+        layers.append(nn.Linear(width, num_classes, bias=bias))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3 or tuple(x.shape[2:]) != self.input_shape:
+            raise ValueError(
+                f"FeedForwardSNN expects (batch, time, {', '.join(map(str, self.input_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        return self.layers(x.flatten(start_dim=2))

@@ -1,0 +1,1 @@
+"""One LightningModule per phase; `base.py` holds what they share."""

@@ -1,0 +1,94 @@
+"""What every phase shares: net from config, optimizer + schedule, state resets, metric plumbing.
+
+A phase's config (`conf/model/<phase>.yaml`) is instantiated with `_recursive_: false`: the phase builds its
+`net`, `optimizer` and `scheduler` from their configs, and keeps those configs in its hyperparameters, so a
+checkpoint alone rebuilds the model (`Phase.load_from_checkpoint(path)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from brainlab.errors import TrainingError
+from brainlab.snn.factory import reset_states
+
+
+def as_container(cfg: Any) -> Any:
+    """Plain, resolved python containers for configs (what hyperparameters store)."""
+    if OmegaConf.is_config(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
+
+
+class Phase(pl.LightningModule):
+    """Base LightningModule: subclasses implement `step(batch, stage) -> loss` and their metrics."""
+
+    def __init__(
+        self,
+        net: nn.Module | Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        is_module = isinstance(net, nn.Module)
+        self.save_hyperparameters(ignore=["net"] if is_module else None, logger=False)
+        for key in ("net", "optimizer", "scheduler"):
+            if key in self.hparams:
+                self.hparams[key] = as_container(self.hparams[key])
+        self.net = net if is_module else instantiate(self.hparams.net, _convert_="all")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    # --- the one place state is reset --------------------------------------------------------------
+    def reset_states(self) -> None:
+        """Reset every stateful (spiking) layer; called before each batch of every stage."""
+        reset_states(m for m in self.modules() if m is not self)
+
+    def step(self, batch: Any, stage: str) -> torch.Tensor:
+        """Compute and log the loss and metrics of one batch."""
+        raise NotImplementedError
+
+    def _run_step(self, batch: Any, stage: str) -> torch.Tensor:
+        self.reset_states()
+        loss = self.step(batch, stage)
+        if stage == "train" and not torch.isfinite(loss):
+            raise TrainingError(
+                f"train/loss became {loss.item()} at step {self.global_step}: lower model.optimizer.lr "
+                "(or set trainer.gradient_clip_val) and check the input data for NaN/inf"
+            )
+        return loss
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._run_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._run_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        return self._run_step(batch, "test")
+
+    def predict_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        self.reset_states()
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(x)
+
+    # --- optimisation ----------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        opt_cfg = self.hparams.get("optimizer") or {
+            "_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3
+        }
+        optimizer = instantiate(opt_cfg, _convert_="all")(params=self.parameters())
+        sched_cfg = self.hparams.get("scheduler")
+        if not sched_cfg:
+            return optimizer
+        total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
+        scheduler = instantiate(sched_cfg, _convert_="all")(optimizer=optimizer, total_steps=int(total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

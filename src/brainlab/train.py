@@ -1,0 +1,131 @@
+"""`run(cfg)`: one Hydra config -> one Lightning run; returns the final metrics (for sweepers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from brainlab.callbacks.target_table import TargetTable
+from brainlab.errors import ConfigError, find_brainlab_error
+from brainlab.report import print_report
+from brainlab.utils.instantiate import instantiate_dict
+from brainlab.utils.record import write_record
+
+log = logging.getLogger(__name__)
+
+GPU_ACCELERATORS = {"gpu", "cuda"}
+
+
+def check_trainer(trainer_cfg: DictConfig) -> None:
+    """Refuse trainer settings this machine cannot run, with the fix."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs CUDA, but torch.cuda.is_available() is False on this "
+            "machine: use trainer=cpu"
+        )
+
+
+def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
+    """Instantiate datamodule, phase (which builds its own net), callbacks, loggers and trainer."""
+    check_trainer(cfg.trainer)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = instantiate(cfg.model, _recursive_=False)
+    callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
+    loggers = instantiate_dict(cfg.get("logger"), "logger")
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(resolved)
+    return datamodule, model, trainer
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Fit, then test at the best-validation checkpoint; write the record and `metrics.json`."""
+    seed = cfg.get("seed")
+    if seed is None:
+        seed = random.SystemRandom().randrange(2**31)
+    pl.seed_everything(seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    write_record(cfg, output_dir, seed)
+    datamodule, model, trainer = build(cfg)
+
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    if cfg.get("test", True):
+        checkpoint = trainer.checkpoint_callback
+        best = getattr(checkpoint, "best_model_path", "") if cfg.get("train", True) else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    table = next((c for c in trainer.callbacks if isinstance(c, TargetTable)), None)
+    if trainer.is_global_zero:
+        print_report(metrics, table.rows if table else [], output_dir)
+    return metrics
+
+
+def close_loggers() -> None:
+    """Finish the W&B run (if any), so multirun jobs never merge into one W&B run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
+    """The value a sweeper optimises (`optimized_metric`); a missing name is a config error."""
+    if not name:
+        return None
+    if name not in metrics:
+        raise ConfigError(f"optimized_metric={name!r} was not logged; logged: {sorted(metrics)}")
+    return metrics[name]
+
+
+def main(cfg: DictConfig) -> float | None:
+    """The entry point's body: run, report errors as one line, always close loggers.
+
+    In a multirun a failed job is logged (and `error.txt` written in its dir) and the sweep goes on
+    (it returns NaN, which Optuna records as a failed trial); a single run exits with status 2.
+    """
+    try:
+        return metric_value(run(cfg), cfg.get("optimized_metric"))
+    except Exception as exc:
+        known = find_brainlab_error(exc)
+        message = str(known) if known else f"{type(exc).__name__}: {exc}"
+        if in_multirun():
+            log.exception("job failed: %s", message)
+            out = Path(cfg.paths.output_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "error.txt").write_text(message + "\n")
+            return math.nan
+        if known is None:
+            raise
+        log.error("%s", message)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        close_loggers()
+
+
+def config_path() -> str:
+    """The `conf/` folder beside the entry scripts (the repository root)."""
+    return str(Path(__file__).resolve().parents[2] / "conf")
+
+
+__all__ = ["run", "main", "build", "check_trainer", "config_path"]

@@ -1,0 +1,1 @@
+"""Run plumbing: instantiation helpers, run records, Hydra callbacks."""

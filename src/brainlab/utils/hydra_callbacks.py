@@ -1,0 +1,31 @@
+"""Hydra callbacks: an existing run or sweep dir is never reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from brainlab.errors import ConfigError
+
+
+def refuse_used_dir(path: str, key: str) -> None:
+    """Refuse a directory that already holds files (a previous run would be overwritten)."""
+    p = Path(path)
+    if p.is_dir() and any(p.iterdir()):
+        raise ConfigError(
+            f"{key}={p} already holds a run; nothing was overwritten. Pick a new directory "
+            f"({key}=...) or move the old one away"
+        )
+
+
+class RefuseExistingRunDir(Callback):
+    """Stops before Hydra writes into a run dir (or sweep dir) that holds an earlier run."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_used_dir(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        refuse_used_dir(config.hydra.sweep.dir, "hydra.sweep.dir")

@@ -1,0 +1,54 @@
+"""Every run leaves a record: resolved config, git commit, installed packages, seed, command line."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def git_state(cwd: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the checkout the code runs from (None outside git)."""
+    where = cwd or Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        return {"commit": commit, "dirty": bool(dirty)}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def installed_packages() -> list[str]:
+    """`pip freeze`-style `name==version` lines of the running environment."""
+    found = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
+    return sorted(f"{name}=={version}" for name, version in found.items() if name)
+
+
+def write_record(cfg: DictConfig, output_dir: Path, seed: int) -> Path:
+    """Write `record/` into the run dir; returns its path."""
+    record = output_dir / "record"
+    record.mkdir(parents=True, exist_ok=True)
+    (record / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (record / "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
+    info = {
+        "seed": seed,
+        "git": git_state(),
+        "command": [sys.executable, *sys.argv],
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (record / "run.json").write_text(json.dumps(info, indent=2))
+    return record

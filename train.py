@@ -1,0 +1,15 @@
+"""Train: `python train.py [experiment=...] [group=option ...] [key=value ...]` (Hydra)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from brainlab.train import main as run_main
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train.yaml")
+def main(cfg: DictConfig) -> float | None:
+    return run_main(cfg)
+
+
+if __name__ == "__main__":
+    main()
