@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,20 @@ def refuse_used_dir(path: str, key: str) -> None:
         )
 
 
+def stop_if_used(path: str, key: str) -> None:
+    """Exit with one line (Hydra turns a callback's exceptions into warnings, so SystemExit it is)."""
+    try:
+        refuse_used_dir(path, key)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 class RefuseExistingRunDir(Callback):
     """Stops before Hydra writes into a run dir (or sweep dir) that holds an earlier run."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        refuse_used_dir(config.hydra.run.dir, "hydra.run.dir")
+        stop_if_used(config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        refuse_used_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
+        stop_if_used(config.hydra.sweep.dir, "hydra.sweep.dir")
