@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
+from brainlab.data.augment import Augment
 from brainlab.data.caching import CacheStrategy, NoCache, transform_key
 from brainlab.errors import ConfigError, DataError
 from brainlab.nets.snn import positive_int
@@ -81,6 +82,7 @@ class EventDataModule(pl.LightningDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         drop_last: bool = False,
+        augment: Sequence[Callable] | None = None,
     ) -> None:
         super().__init__()
         self.input_shape = tuple(int(d) for d in input_shape)
@@ -98,6 +100,7 @@ class EventDataModule(pl.LightningDataModule):
         self.val_fraction = val_fraction
         self.split_seed = split_seed
         self.drop_last = drop_last
+        self.augment = Augment(list(augment or []))
         self.datasets: dict[str, Dataset] = {}
         self.split_hash: str | None = None
 
@@ -152,22 +155,30 @@ class EventDataModule(pl.LightningDataModule):
                 f"({list(np.shape(frames)[1:])}): set data.input_shape to that"
             )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
+    def _loader(self, split: str, shuffle: bool) -> Any:
+        """The cache strategy builds the loader (a DataLoader, or device-side batches for `cache=gpu`)."""
+        return self.cache.loader(
             self.datasets[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=self.drop_last and shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Train-time augmentation of the (cached) frames, on the device; eval batches pass unchanged."""
+        trainer = self.trainer
+        if trainer is None or not trainer.training or not self.augment.ops:
+            return batch
+        frames, targets = batch
+        return self.augment(frames), targets
+
+    def train_dataloader(self) -> Any:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> Any:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> Any:
         return self._loader("test", shuffle=False)

@@ -1,0 +1,58 @@
+"""DVS128-Gesture (`data=dvs_gesture`): tonic's `DVSGesture` (preprocessed `.npy` recordings), 11 classes.
+
+Files: `<data.root>/DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy` and the same under
+`ibmGestureTest` (the extracted `ibmGestureTrain.tar.gz` / `ibmGestureTest.tar.gz`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import tonic
+
+from brainlab.data.tonic_data import TonicDataModule, event_files, no_download
+from brainlab.errors import ConfigError
+from brainlab.nets.snn import positive_int
+
+FOLDERS = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
+
+
+class DVSGesture(tonic.datasets.DVSGesture):
+    """tonic's DVS-Gesture reader; our file check replaces its ">= 100 .npy files or download" check."""
+
+    def _check_exists(self) -> bool:
+        return bool(event_files(Path(self.location_on_system, self.folder_name), ".npy"))
+
+    download = no_download
+
+
+class DVSGestureDataModule(TonicDataModule):
+    """DVS-Gesture through the shared event path; validation = a seeded `data.val_fraction` of train."""
+
+    dataset_name = "dvs_gesture"
+    tonic_class = tonic.datasets.DVSGesture
+    full_sizes = {"train": 1077, "test": 264}  # tonic's preprocessed release (Amir et al. 2017)
+
+    def __init__(self, spatial_factor: float = 1.0, frame_size: int = 128, **base: Any) -> None:
+        super().__init__(**base)
+        if not 0.0 < spatial_factor <= 1.0:
+            raise ConfigError(f"data.spatial_factor must be in (0, 1], got {spatial_factor!r}")
+        expected = int(128 * spatial_factor)
+        if positive_int("data.frame_size", frame_size) != expected:
+            raise ConfigError(f"data.frame_size={frame_size} does not match data.spatial_factor="
+                              f"{spatial_factor}: set data.frame_size={expected}")
+        self.spatial_factor, self.frame_size = spatial_factor, frame_size
+
+    def required(self, split: str) -> list[Path]:
+        return [self.folder / FOLDERS[split]]
+
+    def missing(self, split: str) -> list[Path]:
+        return [p for p in self.required(split) if not event_files(p, ".npy")]
+
+    def download_kwargs(self, split: str) -> dict[str, Any]:
+        return {"train": split != "test"}
+
+    def reader(self, split: str, transform: Callable) -> DVSGesture:
+        return DVSGesture(save_to=str(self.root), train=split != "test", transform=transform)
