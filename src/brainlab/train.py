@@ -30,11 +30,24 @@ GPU_ACCELERATORS = {"gpu", "cuda"}
 def check_trainer(trainer_cfg: DictConfig) -> None:
     """Refuse trainer settings this machine cannot run, with the fix."""
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    strategy = trainer_cfg.get("strategy", "auto")
+    strategy = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy)
+    if "fsdp" in strategy.lower() and (accelerator == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError(
+            "trainer=fsdp needs CUDA GPUs (Lightning's FSDP does not run on CPU): use trainer=ddp on CPU, "
+            "or run on a GPU machine"
+        )
     if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={accelerator} needs CUDA, but torch.cuda.is_available() is False on this "
             "machine: use trainer=cpu"
         )
+
+
+def check_ckpt_path(ckpt_path: str | None) -> None:
+    """A checkpoint to resume from must exist (Lightning's own message comes late and long)."""
+    if ckpt_path and not Path(ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={ckpt_path} is not a file: point it at a .ckpt of an earlier run")
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
@@ -53,6 +66,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test at the best-validation checkpoint; write the record and `metrics.json`."""
+    check_ckpt_path(cfg.get("ckpt_path"))
     seed = cfg.get("seed")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
@@ -70,11 +84,20 @@ def run(cfg: DictConfig) -> dict[str, float]:
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    table = next((c for c in trainer.callbacks if isinstance(c, TargetTable)), None)
-    if trainer.is_global_zero:
-        print_report(metrics, table.rows if table else [], output_dir)
+    finish(trainer, metrics, output_dir)
     return metrics
+
+
+def finish(trainer: pl.Trainer, metrics: dict[str, float], output_dir: Path) -> None:
+    """Write `metrics.json` and print the report (the table is read back from the file the
+    TargetTable callback wrote, which also works when the run happened in spawned processes)."""
+    if not trainer.is_global_zero:
+        return
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    has_table = any(isinstance(c, TargetTable) for c in trainer.callbacks)
+    table_file = output_dir / "targets.json"
+    rows = json.loads(table_file.read_text()) if has_table and table_file.is_file() else []
+    print_report(metrics, rows, output_dir)
 
 
 def close_loggers() -> None:
@@ -128,4 +151,4 @@ def config_path() -> str:
     return str(Path(__file__).resolve().parents[2] / "conf")
 
 
-__all__ = ["run", "main", "build", "check_trainer", "config_path"]
+__all__ = ["run", "main", "build", "finish", "check_trainer", "config_path"]

@@ -7,9 +7,11 @@ checkpoint alone rebuilds the model (`Phase.load_from_checkpoint(path)`).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -25,6 +27,18 @@ def as_container(cfg: Any) -> Any:
     if OmegaConf.is_config(cfg):
         return OmegaConf.to_container(cfg, resolve=True)
     return cfg
+
+
+def numpy_state_to_tensors() -> dict[str, Any]:
+    """numpy's global RNG state as tensors and numbers (loadable with torch.load(weights_only=True))."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def numpy_state_from_tensors(state: dict[str, Any]) -> None:
+    keys = state["keys"].numpy().astype(np.uint32)
+    np.random.set_state((state["name"], keys, state["pos"], state["has_gauss"], state["cached"]))
 
 
 class Phase(pl.LightningModule):
@@ -79,6 +93,46 @@ class Phase(pl.LightningModule):
         self.reset_states()
         x = batch[0] if isinstance(batch, list | tuple) else batch
         return self(x)
+
+    # --- exact resume: random-number states travel with the checkpoint ------------------------------
+    def neuron_state_buffers(self) -> dict[str, torch.Tensor]:
+        """Buffers of stateful layers (membrane potentials...): transient, shaped by the last batch."""
+        found = {}
+        for name, module in self.named_modules():
+            if module is not self and callable(getattr(module, "reset_states", None)):
+                for buffer_name, buffer in module.named_buffers(recurse=False):
+                    found[f"{name}.{buffer_name}"] = buffer
+        return found
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the RNG states, so a resumed run draws the same shuffles as an uninterrupted one.
+
+        Neuron states are saved empty: a checkpoint never depends on the last batch's size.
+        """
+        state_dict = checkpoint.get("state_dict", {})
+        for key in self.neuron_state_buffers():
+            if key in state_dict:
+                state_dict[key] = torch.zeros(0)
+        checkpoint["rng_states"] = {
+            "torch": torch.get_rng_state(),
+            "numpy": numpy_state_to_tensors(),
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state_dict = checkpoint.get("state_dict", {})
+        for key, buffer in self.neuron_state_buffers().items():
+            if key in state_dict:
+                state_dict[key] = buffer.detach().clone()
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        torch.set_rng_state(states["torch"])
+        numpy_state_from_tensors(states["numpy"])
+        random.setstate(states["python"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])
 
     # --- optimisation ----------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -1,0 +1,85 @@
+"""`python eval.py ckpt_path=...`: test a checkpoint with the config saved in its run dir plus overrides."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from brainlab.errors import ConfigError, find_brainlab_error
+from brainlab.train import build, close_loggers, finish
+from brainlab.utils.record import write_record
+
+log = logging.getLogger(__name__)
+
+#: keys the evaluation always takes from its own composition, never from the saved run
+OWN_KEYS = ("paths", "task_name", "train", "test", "ckpt_path")
+
+
+def find_run_config(ckpt_path: str | Path) -> Path:
+    """The `.hydra/config.yaml` of the run that wrote `ckpt_path` (searched upwards from the file)."""
+    ckpt = Path(ckpt_path)
+    if not ckpt.is_file():
+        raise ConfigError(f"ckpt_path={ckpt} is not a file: point it at a .ckpt of an earlier run")
+    for folder in list(ckpt.resolve().parents)[:4]:
+        candidate = folder / ".hydra" / "config.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no .hydra/config.yaml found above ckpt_path={ckpt}: eval.py needs the run dir the checkpoint was "
+        "written in (or pass the full config with train.py train=false ckpt_path=...)"
+    )
+
+
+def merge_saved(saved: DictConfig, current: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The saved run config, with the keys named by `overrides` (and OWN_KEYS) taken from `current`."""
+    merged = saved.copy()
+    keys = list(OWN_KEYS)
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if not override.is_hydra_override():
+            keys.append(override.key_or_group.split("@")[0])
+    OmegaConf.set_struct(merged, False)
+    for key in keys:
+        value = OmegaConf.select(current, key, default=None, throw_on_missing=False)
+        OmegaConf.update(merged, key, value, merge=False, force_add=True)
+    return merged
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """Test the checkpoint `cfg.ckpt_path` with the (already merged) config `cfg`."""
+    write_record(cfg, Path(cfg.paths.output_dir), seed=cfg.get("seed"))
+    datamodule, model, trainer = build(cfg)
+    trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    finish(trainer, metrics, Path(cfg.paths.output_dir))
+    return metrics
+
+
+def evaluate(ckpt_path: str | Path, current: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
+    """Load the run's saved config, apply `overrides` from `current`, test the checkpoint."""
+    saved = OmegaConf.load(find_run_config(ckpt_path))
+    cfg = merge_saved(saved, current, [*overrides, f"ckpt_path={ckpt_path}"])
+    cfg.ckpt_path = str(ckpt_path)
+    return run(cfg)
+
+
+def main(cfg: DictConfig) -> float | None:
+    """The entry point's body: errors as one line, loggers always closed."""
+    overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
+    try:
+        metrics = evaluate(cfg.ckpt_path, cfg, overrides)
+        return metrics.get(cfg.get("optimized_metric") or "", None)
+    except Exception as exc:
+        known = find_brainlab_error(exc)
+        if known is None:
+            raise
+        log.error("%s", known)
+        print(f"error: {known}", file=sys.stderr)
+        raise SystemExit(2) from None
+    finally:
+        close_loggers()
