@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CONF, compose_cfg
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-
-from conftest import CONF, compose_cfg
 
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
