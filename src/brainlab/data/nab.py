@@ -1,0 +1,214 @@
+"""The Numenta Anomaly Benchmark as a DataModule: streams served in time order, one file at a time.
+
+`data.root` is a NAB checkout (`git clone https://github.com/numenta/NAB`): `data/<category>/<name>.csv`
+(`timestamp,value`), `labels/combined_windows.json` (anomaly windows per file, used as they are) and, where
+present, `labels/combined_labels.json` (point labels; a file with labels but no windows gets NAB-built windows)
+and `config/profiles.json` (cost profiles). A batch is one chunk of `rows_per_step` consecutive rows of one file.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from brainlab.errors import ConfigError, DataError
+from brainlab.metrics.nab import window_rows, windows_from_labels
+
+NAB_FILES = 58
+NAB_ROWS = 365_558
+GET_IT = "clone the NAB repository there (git clone https://github.com/numenta/NAB <data.root>) or set data.root"
+
+
+@dataclass
+class Stream:
+    """One NAB file: timestamps (datetime64[s]), values, windows as row ranges."""
+
+    name: str
+    timestamps: np.ndarray
+    values: np.ndarray
+    windows: list[tuple[int, int]]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def read_stream_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps datetime64[s], values float64) of a NAB data file."""
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader)
+            if header[:2] != ["timestamp", "value"]:
+                raise ValueError(f"header is {header}, expected timestamp,value")
+            rows = [r for r in reader if r]
+        stamps = np.array([r[0] for r in rows], dtype="datetime64[s]")
+        values = np.array([float(r[1]) for r in rows], dtype=np.float64)
+    except (OSError, ValueError, IndexError, StopIteration) as exc:
+        raise DataError(f"{path} is not a NAB data file (timestamp,value): {exc}; restore it from NAB") from exc
+    if len(values) == 0:
+        raise DataError(f"{path} has no rows; restore it from the NAB repository")
+    return stamps, values
+
+
+def select(names: Sequence[str], files: Sequence[str] | None) -> list[str]:
+    """Corpus names matching `files` (exact names or fnmatch patterns like `realKnownCause/*`)."""
+    if files is None:
+        return list(names)
+    chosen: list[str] = []
+    for pattern in files:
+        hits = [n for n in names if fnmatch.fnmatch(n, pattern)]
+        if not hits:
+            raise ConfigError(f"data.files: {pattern!r} matches no NAB file; e.g. {sorted(names)[:3]}")
+        chosen += [h for h in hits if h not in chosen]
+    return chosen
+
+
+class ChunkDataset(Dataset):
+    """Consecutive row chunks of every stream, in file order then time order."""
+
+    def __init__(self, streams: Sequence[Stream], rows_per_step: int) -> None:
+        self.streams = list(streams)
+        self.index = [(f, start) for f, s in enumerate(self.streams) for start in range(0, len(s), rows_per_step)]
+        self.rows_per_step = rows_per_step
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        f, start = self.index[i]
+        s = self.streams[f]
+        stop = min(start + self.rows_per_step, len(s))
+        return {
+            "file": s.name,
+            "file_index": f,
+            "start": start,
+            "n_rows": len(s),
+            "value": torch.from_numpy(s.values[start:stop]),
+            "timestamp": torch.from_numpy(s.timestamps[start:stop].astype(np.int64)),
+            "input_min": float(s.values.min()),
+            "input_max": float(s.values.max()),
+        }
+
+
+class NABDataModule(pl.LightningDataModule):
+    """NAB files (all, or `files`: names / patterns) as chunked streams for fit and test."""
+
+    def __init__(
+        self,
+        root: str,
+        files: Sequence[str] | None = None,
+        rows_per_step: int = 4096,
+        windows_file: str = "combined_windows.json",
+        labels_file: str = "combined_labels.json",
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if int(rows_per_step) < 1:
+            raise ConfigError(f"data.rows_per_step must be >= 1, got {rows_per_step}")
+        self.root = Path(root)
+        self.files = list(files) if files is not None else None
+        self.rows_per_step = int(rows_per_step)
+        self.windows_file, self.labels_file = windows_file, labels_file
+        self.num_workers = num_workers
+        self.streams: list[Stream] = []
+        self.corpus_names: list[str] = []
+
+    @property
+    def profiles_path(self) -> Path | None:
+        path = self.root / "config" / "profiles.json"
+        return path if path.is_file() else None
+
+    def _load_json(self, path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"cannot read {path}: {exc}; restore it from the NAB repository") from exc
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.streams:
+            return
+        windows_path = self.root / "labels" / self.windows_file
+        if not (self.root / "data").is_dir() or not windows_path.is_file():
+            raise DataError(
+                f"NAB corpus not found at {self.root} (needs data/<category>/<name>.csv and "
+                f"labels/{self.windows_file}): {GET_IT}"
+            )
+        windows = self._load_json(windows_path)
+        labels_path = self.root / "labels" / self.labels_file
+        labels = self._load_json(labels_path) if labels_path.is_file() else {}
+        self.corpus_names = sorted(set(windows) | set(labels))
+        for name in select(self.corpus_names, self.files):
+            path = self.root / "data" / name
+            if not path.is_file():
+                raise DataError(f"NAB file {path} is missing (listed in labels/): {GET_IT}")
+            stamps, values = read_stream_csv(path)
+            if name in windows:
+                rows = window_rows(stamps, windows[name], name)
+            else:  # point labels only: NAB's own window construction
+                points = np.array(labels[name], dtype="datetime64[s]")
+                rows = windows_from_labels(len(values), np.searchsorted(stamps, points).tolist())
+            self.streams.append(Stream(name, stamps, values, rows))
+
+    @property
+    def is_full_dataset(self) -> bool:
+        """True only for the complete published corpus (58 files, 365,558 rows), all selected."""
+        return (
+            len(self.streams) == NAB_FILES == len(self.corpus_names) and sum(len(s) for s in self.streams) == NAB_ROWS
+        )
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(
+            ChunkDataset(self.streams, self.rows_per_step), batch_size=None, shuffle=False, num_workers=self.num_workers
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader()
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader()
+
+
+def write_corpus(
+    root: Path | str,
+    streams: dict[str, tuple[np.ndarray, np.ndarray]],
+    windows: dict[str, list[tuple[int, int]]] | None = None,
+    labels: dict[str, list[int]] | None = None,
+    profiles: bool = True,
+) -> Path:
+    """Write a corpus in NAB's layout (`data/`, `labels/`, `config/profiles.json`): `streams[name] =
+    (timestamps datetime64, values)`, windows / point labels as row indices. For new corpora and tests."""
+    root = Path(root)
+    win_json, lab_json = {}, {}
+    for name, (stamps, values) in streams.items():
+        path = root / "data" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = np.char.replace(np.datetime_as_string(np.asarray(stamps, dtype="datetime64[s]"), unit="s"), "T", " ")
+        with path.open("w") as fh:
+            fh.write("timestamp,value\n")
+            fh.writelines(f"{t},{float(v)!r}\n" for t, v in zip(text, values, strict=True))
+        if windows is not None and name in windows:
+            win_json[name] = [[f"{text[a]}.000000", f"{text[b]}.000000"] for a, b in windows[name]]
+        if labels is not None and name in labels:
+            lab_json[name] = [str(text[i]) for i in labels[name]]
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(win_json, indent=2))
+    if labels is not None:
+        (root / "labels" / "combined_labels.json").write_text(json.dumps(lab_json, indent=2))
+    if profiles:
+        from brainlab.metrics.nab import PROFILES
+
+        (root / "config").mkdir(parents=True, exist_ok=True)
+        (root / "config" / "profiles.json").write_text(
+            json.dumps({k: {"CostMatrix": v} for k, v in PROFILES.items()}, indent=2)
+        )
+    return root

@@ -1,0 +1,1 @@
+"""Metrics no library has (NAB score)."""

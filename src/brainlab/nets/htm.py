@@ -1,0 +1,604 @@
+"""Hierarchical Temporal Memory in PyTorch, written from Numenta's published descriptions (BAMI; Hawkins &
+Ahmad 2016; Cui, Ahmad & Hawkins 2017; Ahmad et al. 2017 for the anomaly likelihood).
+
+Encoders (random distributed scalar encoder + periodic time-of-day + optional weekend bits) -> spatial pooler
+(global k-winners, boosting, Hebbian permanence learning) -> temporal memory (columns x cells, distal
+segments, predictive cells, bursting, reinforcement, growth, punishment) -> raw anomaly score (fraction of
+active columns that were not predicted) -> anomaly likelihood (Gaussian tail probability of the rolling mean
+raw score, re-estimated on a rolling window), as in Numenta's NAB detector.
+
+The temporal memory is sparse: synapses live in fixed-width segment rows (`max_synapses_per_segment`), and a
+presynaptic index (cell -> synapse ids) makes each step touch only the synapses of the active cells, so a step
+costs O(active cells x their synapses), not O(all segments).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from brainlab.errors import ConfigError
+
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a fast integer hash (uint64 -> uint64)."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return x ^ (x >> np.uint64(31))
+
+
+class Encoder:
+    """Active input bits per row: RDSE(value) | time of day | weekend, as an int64 array (rows, active bits).
+
+    RDSE: bucket `b = round((x - first value) / resolution)`; bucket b is made of bits `hash(b + j) % size`
+    for j < active_bits, so neighbouring buckets share all but one bit and distant ones share ~none.
+    Resolution from the file's range as Numenta's NAB detector does: `max(min_resolution,
+    (max - min + 2 * padding) / n_buckets)` with padding = 20% of the range.
+    """
+
+    def __init__(
+        self,
+        size: int = 400,
+        active_bits: int = 21,
+        n_buckets: int = 130,
+        min_resolution: float = 0.001,
+        range_padding: float = 0.2,
+        time_of_day_bits: int = 21,
+        time_of_day_radius: float = 9.49,
+        weekend_bits: int = 0,
+        seed: int = 42,
+    ) -> None:
+        if active_bits >= size:
+            raise ConfigError(f"model.net.encoder.active_bits ({active_bits}) must be < size ({size})")
+        self.size, self.active_bits, self.n_buckets = size, active_bits, n_buckets
+        self.min_resolution, self.range_padding = min_resolution, range_padding
+        self.tod_bits = time_of_day_bits
+        self.tod_size = int(math.ceil(time_of_day_bits * 24.0 / time_of_day_radius)) if time_of_day_bits else 0
+        self.weekend_bits = weekend_bits
+        self.seed = seed
+
+    @property
+    def width(self) -> int:
+        return self.size + self.tod_size + 2 * self.weekend_bits
+
+    def resolution(self, input_min: float, input_max: float) -> float:
+        pad = abs(input_max - input_min) * self.range_padding
+        return max(self.min_resolution, (input_max - input_min + 2 * pad) / self.n_buckets)
+
+    def encode(self, values: np.ndarray, timestamps: np.ndarray, resolution: float, offset: float) -> np.ndarray:
+        """`timestamps`: int64 seconds since the epoch. Returns (rows, active bits) int64 indices."""
+        bucket = np.round((np.asarray(values, dtype=np.float64) - offset) / resolution).astype(np.int64)
+        keys = (bucket[:, None] + np.arange(self.active_bits)).astype(np.uint64) + np.uint64(self.seed << 32)
+        parts = [(_mix64(keys) % np.uint64(self.size)).astype(np.int64)]
+        t = np.asarray(timestamps, dtype=np.int64)
+        if self.tod_bits:
+            hours = (t % 86400) / 3600.0
+            centre = np.floor(hours / 24.0 * self.tod_size).astype(np.int64)
+            tod = (centre[:, None] + np.arange(self.tod_bits) - self.tod_bits // 2) % self.tod_size
+            parts.append(self.size + tod)
+        if self.weekend_bits:
+            weekend = ((t // 86400 + 3) % 7 >= 5).astype(np.int64)  # 1970-01-01 was a Thursday
+            parts.append(
+                self.size + self.tod_size + weekend[:, None] * self.weekend_bits + np.arange(self.weekend_bits)
+            )
+        return np.concatenate(parts, axis=1)
+
+
+class SpatialPooler:
+    """Global-inhibition spatial pooler: overlap with connected proximal synapses, boosting, k winners,
+    Hebbian permanence learning on the winners, duty cycles and weak-column bumping."""
+
+    def __init__(
+        self,
+        input_size: int,
+        columns: int = 2048,
+        active_columns: int = 40,
+        potential_pct: float = 0.8,
+        connected: float = 0.2,
+        active_inc: float = 0.003,
+        inactive_dec: float = 0.0005,
+        boost_strength: float = 0.0,
+        duty_cycle_period: int = 1000,
+        min_pct_overlap_duty: float = 0.001,
+        seed: int = 1956,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if not 0 < active_columns <= columns:
+            raise ConfigError(f"model.net.sp.active_columns must be in 1..columns ({columns}), got {active_columns}")
+        g = torch.Generator().manual_seed(seed)
+        self.columns, self.k, self.connected = columns, active_columns, connected
+        self.inc, self.dec, self.boost_strength = active_inc, inactive_dec, boost_strength
+        self.period, self.min_pct = duty_cycle_period, min_pct_overlap_duty
+        n_pot = max(1, int(round(potential_pct * input_size)))
+        order = torch.rand(columns, input_size, generator=g).argsort(dim=1)
+        potential = torch.zeros(columns, input_size, dtype=torch.bool)
+        potential.scatter_(1, order[:, :n_pot], True)
+        r = torch.rand(columns, input_size, generator=g)
+        above = torch.rand(columns, input_size, generator=g) < 0.5
+        perm = torch.where(above, connected + (1 - connected) * r, connected * r)
+        # permanences as (columns x inputs) for learning; connectivity also kept as (inputs x columns) floats
+        # so a step's overlap only gathers the active inputs' rows
+        self.potential = potential.to(device)
+        self.perm = (perm * potential).to(device)
+        self.conn_t = (self.perm >= connected).t().float().contiguous()
+        self.tie = (torch.rand(columns, generator=g) * 1e-3).to(device)
+        self.boost = torch.ones(columns, device=device)
+        self.overlap_duty = torch.zeros(columns, device=device)
+        self.active_duty = torch.zeros(columns, device=device)
+        self.iteration = 0
+        self.x = torch.zeros(input_size, device=device)
+
+    def compute(self, bits: torch.Tensor, learn: bool = True) -> torch.Tensor:
+        """Active input bit indices -> sorted active column indices."""
+        overlap = self.conn_t.index_select(0, bits).sum(0)
+        winners = torch.topk(overlap * self.boost + self.tie, self.k).indices
+        winners = winners[overlap[winners] > 0].sort().values
+        if learn:
+            self._learn(bits, overlap, winners)
+        return winners
+
+    def _set_rows(self, cols: torch.Tensor, rows: torch.Tensor) -> None:
+        """Write permanence rows of `cols` and update the connectivity entries that changed."""
+        before = self.perm.index_select(0, cols) >= self.connected
+        self.perm.index_copy_(0, cols, rows)
+        c, i = torch.nonzero(before != (rows >= self.connected), as_tuple=True)
+        if c.numel():
+            self.conn_t[i, cols[c]] = (rows[c, i] >= self.connected).float()
+
+    def _learn(self, bits: torch.Tensor, overlap: torch.Tensor, winners: torch.Tensor) -> None:
+        x = self.x.zero_()
+        x[bits] = 1.0
+        delta = (x * (self.inc + self.dec) - self.dec) * self.potential.index_select(0, winners)
+        self._set_rows(winners, (self.perm.index_select(0, winners) + delta).clamp_(0.0, 1.0))
+        self.iteration += 1
+        period = min(self.iteration, self.period)
+        active = torch.zeros_like(self.active_duty)
+        active[winners] = 1.0
+        self.overlap_duty.mul_(period - 1).add_((overlap > 0).float()).div_(period)
+        self.active_duty.mul_(period - 1).add_(active).div_(period)
+        if self.boost_strength > 0:
+            target = self.k / self.columns
+            self.boost = torch.exp(-(self.active_duty - target) * self.boost_strength)
+        if self.iteration % 50 == 0:  # bump up columns that rarely overlap the input at all
+            weak = torch.nonzero(self.overlap_duty < self.min_pct * self.overlap_duty.max()).squeeze(1)
+            if weak.numel():
+                bump = self.connected / 10.0 * self.potential.index_select(0, weak)
+                self._set_rows(weak, (self.perm.index_select(0, weak) + bump).clamp_(0.0, 1.0))
+
+
+class TemporalMemory:
+    """Sparse temporal memory (BAMI pseudocode): cell `c` is in column `c // cells_per_column`."""
+
+    def __init__(
+        self,
+        columns: int = 2048,
+        cells_per_column: int = 32,
+        activation_threshold: int = 13,
+        min_threshold: int = 10,
+        new_synapse_count: int = 20,
+        max_synapses_per_segment: int = 32,
+        max_segments_per_cell: int = 128,
+        initial_permanence: float = 0.21,
+        connected_permanence: float = 0.5,
+        permanence_increment: float = 0.1,
+        permanence_decrement: float = 0.1,
+        predicted_segment_decrement: float = 0.0,
+        seed: int = 1960,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if min_threshold > activation_threshold:
+            raise ConfigError("model.net.tm.min_threshold must be <= activation_threshold")
+        if new_synapse_count > max_synapses_per_segment:
+            raise ConfigError("model.net.tm.new_synapse_count must be <= max_synapses_per_segment")
+        self.C, self.K, self.M = columns, cells_per_column, max_synapses_per_segment
+        self.N = columns * cells_per_column
+        self.act_thr, self.min_thr, self.n_new = activation_threshold, min_threshold, new_synapse_count
+        self.max_segs = max_segments_per_cell
+        self.p_init, self.p_conn = initial_permanence, connected_permanence
+        self.p_inc, self.p_dec, self.p_punish = permanence_increment, permanence_decrement, predicted_segment_decrement
+        self.dev = torch.device(device)
+        self.gen = torch.Generator(device=self.dev).manual_seed(seed)
+        self.iteration = 0
+        cap = 1024
+        self.seg_cell = torch.full((cap,), -1, dtype=torch.long, device=self.dev)
+        self.pre = torch.full((cap, self.M), -1, dtype=torch.long, device=self.dev)
+        self.perm = torch.zeros(cap, self.M, device=self.dev)
+        self.last_used = torch.zeros(cap, dtype=torch.long, device=self.dev)
+        self.n_alloc, self.n_free = 0, 0
+        self.n_segs = torch.zeros(self.N, dtype=torch.long, device=self.dev)
+        # presynaptic index: a CSR snapshot (cell -> synapse ids) plus a buffer of synapses grown since
+        self.csr_ptr = torch.zeros(self.N + 1, dtype=torch.long, device=self.dev)
+        self.csr_cells = self.csr_ids = self.csr_ver = torch.zeros(0, dtype=torch.long, device=self.dev)
+        self.version = torch.zeros(cap * self.M, dtype=torch.long, device=self.dev)  # bumped on every regrowth
+        self.buf_cells: list[torch.Tensor] = []
+        self.buf_ids: list[torch.Tensor] = []
+        self.buf_ver: list[torch.Tensor] = []
+        self.buf_size = 0
+        empty = torch.zeros(0, dtype=torch.long, device=self.dev)
+        self.active_cells = self.winner_cells = self.active_segs = self.matching_segs = self.nap = empty
+        self.prev_active_mask = torch.zeros(self.N, dtype=torch.bool, device=self.dev)
+        self.col_mask = torch.zeros(self.C, dtype=torch.bool, device=self.dev)
+        self.arange_k = torch.arange(self.K, device=self.dev)
+
+    # --- storage --------------------------------------------------------------------------------------
+    @property
+    def n_segments(self) -> int:
+        return self.n_alloc - self.n_free
+
+    @property
+    def n_synapses(self) -> int:
+        return int((self.pre[: self.n_alloc] >= 0).sum())
+
+    def _grow_capacity(self, need: int) -> None:
+        cap = self.seg_cell.numel()
+        if need <= cap:
+            return
+        new = max(need, 2 * cap)
+        pad = new - cap
+        self.seg_cell = torch.cat([self.seg_cell, self.seg_cell.new_full((pad,), -1)])
+        self.pre = torch.cat([self.pre, self.pre.new_full((pad, self.M), -1)])
+        self.perm = torch.cat([self.perm, self.perm.new_zeros(pad, self.M)])
+        self.last_used = torch.cat([self.last_used, self.last_used.new_zeros(pad)])
+        self.version = torch.cat([self.version, self.version.new_zeros(pad * self.M)])
+
+    def _free_segments(self, segs: torch.Tensor) -> None:
+        if segs.numel() == 0:
+            return
+        self.n_segs.index_add_(0, self.seg_cell[segs], torch.full_like(segs, -1))
+        self.seg_cell[segs] = -1
+        self.pre[segs] = -1
+        self.n_free += int(segs.numel())
+
+    def _create_segments(self, cells: torch.Tensor) -> torch.Tensor:
+        """New (empty) segments on distinct `cells`; a full cell reuses its least recently used segment."""
+        full = self.n_segs[cells] >= self.max_segs
+        if bool(full.any()):
+            fcells = cells[full]
+            owned = torch.nonzero(torch.isin(self.seg_cell[: self.n_alloc], fcells)).squeeze(1)
+            key = self.seg_cell[owned] * (self.iteration + 2) + self.last_used[owned]
+            owned = owned[key.argsort()]
+            own_cell = self.seg_cell[owned]
+            first = torch.ones_like(own_cell, dtype=torch.bool)
+            first[1:] = own_cell[1:] != own_cell[:-1]
+            self._free_segments(owned[first])
+        k = int(cells.numel())
+        if self.n_free >= k:
+            segs = torch.nonzero(self.seg_cell[: self.n_alloc] < 0).squeeze(1)[:k]
+            self.n_free -= k
+        else:
+            holes = torch.nonzero(self.seg_cell[: self.n_alloc] < 0).squeeze(1)
+            fresh = k - holes.numel()
+            self._grow_capacity(self.n_alloc + fresh)
+            segs = torch.cat([holes, torch.arange(self.n_alloc, self.n_alloc + fresh, device=self.dev)])
+            self.n_alloc += fresh
+            self.n_free = 0
+        self.seg_cell[segs] = cells
+        self.pre[segs] = -1
+        self.last_used[segs] = self.iteration
+        self.n_segs.index_add_(0, cells, torch.ones_like(cells))
+        return segs
+
+    def _index_synapses(self, cells: torch.Tensor, ids: torch.Tensor) -> None:
+        """Register new synapses (flat ids) under their presynaptic cells. An entry is live while the slot
+        still holds that cell at that version, so replaced or destroyed synapses drop out on lookup."""
+        self.version[ids] += 1
+        self.buf_cells.append(cells)
+        self.buf_ids.append(ids)
+        self.buf_ver.append(self.version[ids])
+        self.buf_size += int(cells.numel())
+        if self.buf_size > max(20_000, self.csr_ids.numel() // 4):
+            self._rebuild_index()
+
+    def _rebuild_index(self) -> None:
+        """A fresh CSR snapshot of every live synapse, sorted by presynaptic cell; empties the buffer."""
+        flat_pre = self.pre[: self.n_alloc].reshape(-1)
+        ids = torch.nonzero(flat_pre >= 0).squeeze(1)
+        cells = flat_pre[ids]
+        order = cells.argsort()
+        self.csr_cells, self.csr_ids = cells[order], ids[order]
+        self.csr_ver = self.version[self.csr_ids]
+        self.csr_ptr = torch.zeros(self.N + 1, dtype=torch.long, device=self.dev)
+        self.csr_ptr[1:] = torch.cumsum(torch.bincount(cells, minlength=self.N), 0)
+        self.buf_cells, self.buf_ids, self.buf_ver, self.buf_size = [], [], [], 0
+
+    def _synapses_of(self, active_cells: torch.Tensor, active_mask: torch.Tensor) -> torch.Tensor:
+        """Flat ids (each once) of live synapses whose presynaptic cell is active."""
+        lo = self.csr_ptr[active_cells]
+        cnt = self.csr_ptr[active_cells + 1] - lo
+        total = int(cnt.sum())
+        ids, cells, vers = [], [], []
+        if total:
+            starts = torch.cumsum(cnt, 0) - cnt
+            pos = torch.repeat_interleave(lo - starts, cnt) + torch.arange(total, device=self.dev)
+            ids.append(self.csr_ids[pos])
+            cells.append(self.csr_cells[pos])
+            vers.append(self.csr_ver[pos])
+        if self.buf_size:
+            if len(self.buf_cells) > 1:
+                self.buf_cells, self.buf_ids = [torch.cat(self.buf_cells)], [torch.cat(self.buf_ids)]
+                self.buf_ver = [torch.cat(self.buf_ver)]
+            sel = torch.nonzero(active_mask[self.buf_cells[0]]).squeeze(1)
+            ids.append(self.buf_ids[0][sel])
+            cells.append(self.buf_cells[0][sel])
+            vers.append(self.buf_ver[0][sel])
+        if not ids:
+            return torch.zeros(0, dtype=torch.long, device=self.dev)
+        flat, cell, ver = torch.cat(ids), torch.cat(cells), torch.cat(vers)
+        live = (self.pre.view(-1)[flat] == cell) & (self.version[flat] == ver)
+        return flat[live]
+
+    # --- one time step --------------------------------------------------------------------------------
+    def compute(self, active_cols: torch.Tensor, learn: bool = True) -> float:
+        """Active columns (sorted, unique) -> raw anomaly score; updates cells, segments and synapses."""
+        self.iteration += 1
+        n_active = int(active_cols.numel())
+        col_active = self.col_mask.clone()
+        col_active[active_cols] = True
+        seg_col = self.seg_cell[self.active_segs] // self.K
+        predicted_col = self.col_mask.clone()
+        predicted_col[seg_col] = True
+        correct_segs = self.active_segs[col_active[seg_col]]
+        burst_cols = active_cols[~predicted_col[active_cols]]
+        anomaly = burst_cols.numel() / n_active if n_active else 0.0
+
+        predicted_cells = torch.unique(self.seg_cell[correct_segs])
+        burst_cells = (burst_cols[:, None] * self.K + self.arange_k).reshape(-1)
+        # best matching segment per bursting column
+        burst_mask = self.col_mask.clone()
+        burst_mask[burst_cols] = True
+        m_col = self.seg_cell[self.matching_segs] // self.K
+        in_burst = burst_mask[m_col]
+        ms, ms_col, ms_nap = self.matching_segs[in_burst], m_col[in_burst], self.nap[in_burst]
+        order = (ms_col * (self.M + 2) + ms_nap).argsort(descending=True)
+        ms, ms_col = ms[order], ms_col[order]
+        first = torch.ones_like(ms_col, dtype=torch.bool)
+        first[1:] = ms_col[1:] != ms_col[:-1]
+        best_segs, best_cols = ms[first], ms_col[first]
+        matched = self.col_mask.clone()
+        matched[best_cols] = True
+        unmatched = burst_cols[~matched[burst_cols]]
+        cand = unmatched[:, None] * self.K + self.arange_k
+        usage = self.n_segs[cand].float() + torch.rand(cand.shape, generator=self.gen, device=self.dev) * 0.5
+        new_cells = cand.gather(1, usage.argmin(1, keepdim=True)).squeeze(1)
+        winners = torch.cat([predicted_cells, self.seg_cell[best_segs], new_cells])
+
+        if learn:
+            self._learn(correct_segs, best_segs, new_cells, col_active)
+        active_cells = torch.cat([predicted_cells, burst_cells])
+        self.prev_active_mask.zero_()
+        self.prev_active_mask[active_cells] = True
+        self.active_cells, self.winner_cells = active_cells, winners
+        self._activate_dendrites(active_cells, learn)
+        return anomaly
+
+    def _nap_of(self, segs: torch.Tensor) -> torch.Tensor:
+        """numActivePotential (last step) of segments (0 for non-matching)."""
+        if segs.numel() == 0 or self.matching_segs.numel() == 0:
+            return torch.zeros_like(segs)
+        pos = torch.searchsorted(self.matching_segs, segs).clamp(max=self.matching_segs.numel() - 1)
+        return torch.where(self.matching_segs[pos] == segs, self.nap[pos], torch.zeros_like(segs))
+
+    def _learn(
+        self, correct_segs: torch.Tensor, best_segs: torch.Tensor, new_cells: torch.Tensor, col_active: torch.Tensor
+    ) -> None:
+        prev_winners = self.winner_cells
+        adapt = torch.cat([correct_segs, best_segs])
+        n_grow = self.n_new - self._nap_of(adapt)
+        if adapt.numel():
+            pre = self.pre[adapt]
+            valid = pre >= 0
+            hit = valid & self.prev_active_mask[pre.clamp(min=0)]
+            step = torch.where(hit, self.p_inc, torch.where(valid, -self.p_dec, 0.0))
+            perm = (self.perm[adapt] + step).clamp_(0.0, 1.0)
+            dead = valid & (perm < 1e-6)
+            self.perm[adapt] = perm
+            self.pre[adapt] = torch.where(dead, -1, pre)
+            self.last_used[adapt] = self.iteration
+        if self.p_punish > 0 and self.matching_segs.numel():  # predicted but not active: punish
+            wrong = self.matching_segs[~col_active[self.seg_cell[self.matching_segs] // self.K]]
+            if wrong.numel():
+                pre = self.pre[wrong]
+                hit = (pre >= 0) & self.prev_active_mask[pre.clamp(min=0)]
+                self.perm[wrong] = torch.where(hit, (self.perm[wrong] - self.p_punish).clamp(min=0.0), self.perm[wrong])
+        if prev_winners.numel() == 0:
+            return
+        new_segs = self._create_segments(new_cells) if new_cells.numel() else new_cells
+        grow = torch.cat([adapt, new_segs])
+        n_grow = torch.cat([n_grow, torch.full_like(new_segs, self.n_new)])
+        self._grow(grow, n_grow, prev_winners)
+        if adapt.numel():  # segments left without synapses are destroyed
+            empty = adapt[(self.pre[adapt] < 0).all(1)]
+            self._free_segments(empty)
+
+    def _grow(self, segs: torch.Tensor, n_grow: torch.Tensor, candidates: torch.Tensor) -> None:
+        """Grow up to n_grow synapses per segment to random candidate cells it is not yet connected to;
+        a full segment gives up its weakest synapses first."""
+        keep = n_grow > 0
+        segs, n_grow = segs[keep], n_grow[keep]
+        if segs.numel() == 0:
+            return
+        pre = self.pre[segs]
+        present = (pre[:, :, None] == candidates[None, None, :]).any(1)
+        prio = torch.rand(present.shape, generator=self.gen, device=self.dev)
+        prio[present] = 2.0
+        prio, cand_order = prio.sort(1)
+        n_avail = (prio < 2.0).sum(1)
+        slot_key = torch.where(pre < 0, -1.0, self.perm[segs])
+        slot_order = slot_key.argsort(1)
+        k = torch.minimum(torch.minimum(n_grow, n_avail), torch.full_like(n_grow, self.M))
+        width = min(self.M, candidates.numel())
+        gi, ti = torch.nonzero(torch.arange(width, device=self.dev)[None, :] < k[:, None], as_tuple=True)
+        if gi.numel() == 0:
+            return
+        seg, slot = segs[gi], slot_order[gi, ti]
+        cell = candidates[cand_order[gi, ti]]
+        self.pre[seg, slot] = cell
+        self.perm[seg, slot] = self.p_init
+        self._index_synapses(cell, seg * self.M + slot)
+
+    def _activate_dendrites(self, active_cells: torch.Tensor, learn: bool) -> None:
+        """Segments' active connected / potential synapse counts from the active cells (via the index)."""
+        empty = torch.zeros(0, dtype=torch.long, device=self.dev)
+        if active_cells.numel() == 0 or self.n_alloc == 0:
+            self.active_segs = self.matching_segs = self.nap = empty
+            return
+        ids = self._synapses_of(active_cells, self.prev_active_mask)
+        seg = ids // self.M
+        connected = (self.perm.view(-1)[ids] >= self.p_conn).float()
+        nap = torch.bincount(seg, minlength=self.n_alloc)
+        nac = torch.bincount(seg, weights=connected, minlength=self.n_alloc)
+        self.matching_segs = torch.nonzero(nap >= self.min_thr).squeeze(1)
+        self.nap = nap[self.matching_segs]
+        self.active_segs = torch.nonzero(nac >= self.act_thr).squeeze(1)
+        if learn and self.active_segs.numel():
+            self.last_used[self.active_segs] = self.iteration
+
+
+class AnomalyLikelihood:
+    """Numenta's anomaly likelihood over a whole file's raw scores (vectorised).
+
+    Rows before `learning_period + estimation_samples` get 0.5. From then on, every `reestimation_period`
+    rows, a normal distribution is fitted to the 10-row moving average of the raw scores of the last
+    `historic_window` rows (skipping the learning period while it is in the window; mean >= 0.03, variance
+    >= 0.0003; a constant input gives the null distribution). The likelihood is 1 - the tail probability of
+    the current moving average; a second red value (tail <= 1e-5) in a row is softened to 1e-3 tail.
+    """
+
+    def __init__(
+        self,
+        learning_period: int,
+        estimation_samples: int,
+        historic_window: int = 8640,
+        reestimation_period: int = 100,
+        averaging_window: int = 10,
+    ) -> None:
+        self.learning, self.estimation = learning_period, estimation_samples
+        self.window, self.period, self.avg = historic_window, reestimation_period, averaging_window
+
+    @staticmethod
+    def tail(x: np.ndarray, mean: float, std: float) -> np.ndarray:
+        z = torch.from_numpy(np.abs(np.asarray(x, dtype=np.float64) - mean) / std)
+        return 0.5 * torch.special.erfc(z / 1.4142).numpy()
+
+    def _moving_average(self, raw: np.ndarray) -> np.ndarray:
+        c = np.concatenate([[0.0], np.cumsum(raw)])
+        i = np.arange(1, len(raw) + 1)
+        lo = np.maximum(0, i - self.avg)
+        return (c[i] - c[lo]) / (i - lo)
+
+    def estimate(self, raw: np.ndarray, values: np.ndarray, i: int) -> tuple[float, float]:
+        lo = max(0, i - self.window)
+        skip = min(i, max(0, self.learning - max(0, i - self.window)))
+        hist = self._moving_average(raw[lo:i])[skip:]
+        vals = values[lo:i][skip:]
+        if hist.size == 0 or (vals.size and np.var(vals) < 1.5e-5):
+            return 0.5, 1e6  # Numenta's null distribution
+        mean, var = max(float(hist.mean()), 0.03), max(float(hist.var()), 0.0003)
+        return mean, math.sqrt(var)
+
+    def __call__(self, raw: np.ndarray, values: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, dtype=np.float64)
+        n = len(raw)
+        out = np.full(n, 0.5)
+        start = self.learning + self.estimation
+        if start >= n:
+            return out
+        avg = self._moving_average(raw)
+        prev = np.concatenate([[avg[0]], avg[:-1]])
+        tails, prev_tails = np.empty(n), np.empty(n)
+        cuts = [start] + [b for b in range((start // self.period + 1) * self.period, n, self.period)] + [n]
+        for a, b in zip(cuts[:-1], cuts[1:], strict=False):
+            mean, std = self.estimate(raw, values, a)
+            tails[a:b] = self.tail(avg[a:b], mean, std)
+            prev_tails[a:b] = self.tail(prev[a:b], mean, std)
+        red = 1e-5
+        soft = (tails <= red) & (prev_tails <= red)
+        tails = np.where(soft, 1e-3, tails)
+        out[start:] = 1.0 - tails[start:]
+        return out
+
+    @staticmethod
+    def log_score(likelihood: np.ndarray) -> np.ndarray:
+        """Numenta's log scaling: log(1.0000000001 - L) / log(1e-10), in [0, 1]."""
+        return np.log(1.0000000001 - np.asarray(likelihood)) / math.log(1.0 - 0.9999999999)
+
+
+def spatial_anomaly(values: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
+    """Numenta's NAB detector override: a value outside the range seen so far (+- tolerance x range)."""
+    v = np.asarray(values, dtype=np.float64)
+    lo = np.minimum.accumulate(v)
+    hi = np.maximum.accumulate(v)
+    lo_prev, hi_prev = np.concatenate([[v[0]], lo[:-1]]), np.concatenate([[v[0]], hi[:-1]])
+    tol = (hi_prev - lo_prev) * tolerance
+    out = ((v > hi_prev + tol) | (v < lo_prev - tol)) & (hi_prev != lo_prev)
+    out[0] = False
+    return out
+
+
+class HTM(nn.Module):
+    """Encoder -> spatial pooler -> temporal memory for one stream at a time (`reset` between streams)."""
+
+    def __init__(
+        self,
+        encoder: dict[str, Any] | None = None,
+        sp: dict[str, Any] | None = None,
+        tm: dict[str, Any] | None = None,
+        columns: int = 2048,
+        cells_per_column: int = 32,
+        likelihood: dict[str, Any] | None = None,
+        spatial_tolerance: float | None = 0.05,
+        use_likelihood: bool = True,
+    ) -> None:
+        super().__init__()
+        if columns < 1 or cells_per_column < 1:
+            raise ConfigError("model.net.columns and model.net.cells_per_column must be >= 1")
+        self.encoder_cfg, self.sp_cfg, self.tm_cfg = dict(encoder or {}), dict(sp or {}), dict(tm or {})
+        self.likelihood_cfg = dict(likelihood or {})
+        self.columns, self.cells_per_column = columns, cells_per_column
+        self.spatial_tolerance, self.use_likelihood = spatial_tolerance, use_likelihood
+        self.encoder = Encoder(**self.encoder_cfg)
+        self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)
+        self.sp: SpatialPooler | None = None
+        self.tm: TemporalMemory | None = None
+        self.resolution, self.offset = 1.0, 0.0
+
+    def reset(self, input_min: float, input_max: float, first_value: float) -> None:
+        """A fresh model for a new stream (NAB runs one detector instance per file)."""
+        dev = self._device_anchor.device
+        self.sp = SpatialPooler(self.encoder.width, self.columns, device=dev, **self.sp_cfg)
+        self.tm = TemporalMemory(self.columns, self.cells_per_column, device=dev, **self.tm_cfg)
+        self.resolution = self.encoder.resolution(input_min, input_max)
+        self.offset = first_value
+
+    @torch.no_grad()
+    def forward(self, values: np.ndarray, timestamps: np.ndarray, learn: bool = True) -> np.ndarray:
+        """Raw anomaly scores of consecutive rows of the current stream."""
+        if self.sp is None or self.tm is None:
+            raise RuntimeError("HTM.reset(...) must be called at the start of a stream")
+        bits = torch.from_numpy(self.encoder.encode(values, timestamps, self.resolution, self.offset))
+        bits = bits.to(self._device_anchor.device)
+        out = np.empty(len(values))
+        for t in range(len(values)):
+            cols = self.sp.compute(bits[t], learn)
+            out[t] = self.tm.compute(cols, learn)
+        return out
+
+    def final_scores(self, raw: np.ndarray, values: np.ndarray, probation: int) -> np.ndarray:
+        """NAB detector output: log anomaly likelihood (or raw), 1.0 on a spatial anomaly."""
+        if self.use_likelihood:
+            learning = probation // 2
+            lik = AnomalyLikelihood(learning, probation - learning, **self.likelihood_cfg)(raw, values)
+            score = AnomalyLikelihood.log_score(lik)
+        else:
+            score = np.asarray(raw, dtype=np.float64).copy()
+        if self.spatial_tolerance is not None:
+            score[spatial_anomaly(values, self.spatial_tolerance)] = 1.0
+        return score

@@ -1,0 +1,95 @@
+"""The NAB DataModule on corpora generated in NAB's own layout (and on the real one when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from brainlab.data.nab import NABDataModule, write_corpus
+from brainlab.errors import ConfigError, DataError
+
+REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
+
+
+def stamps(n: int, start: str = "2015-03-01T00:00:00") -> np.ndarray:
+    return np.datetime64(start) + np.arange(n) * np.timedelta64(300, "s")
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    streams = {
+        "realA/one.csv": (stamps(250), np.arange(250.0)),
+        "realA/two.csv": (stamps(120), np.sin(np.arange(120.0))),
+        "artB/three.csv": (stamps(1000), np.ones(1000)),
+    }
+    return write_corpus(
+        tmp_path / "nab",
+        streams,
+        windows={"realA/one.csv": [(100, 120)], "realA/two.csv": []},
+        labels={"realA/one.csv": [110], "artB/three.csv": [400, 800]},
+    )
+
+
+def test_streams_are_served_in_time_order_one_file_at_a_time(corpus: Path) -> None:
+    dm = NABDataModule(str(corpus), rows_per_step=100)
+    dm.setup("fit")
+    assert [s.name for s in dm.streams] == ["artB/three.csv", "realA/one.csv", "realA/two.csv"]
+    batches = list(dm.train_dataloader())
+    assert [(b["file"], b["start"]) for b in batches][:3] == [
+        ("artB/three.csv", 0),
+        ("artB/three.csv", 100),
+        ("artB/three.csv", 200),
+    ]
+    one = [b for b in batches if b["file"] == "realA/one.csv"]
+    assert [b["start"] for b in one] == [0, 100, 200] and [len(b["value"]) for b in one] == [100, 100, 50]
+    values = torch.cat([b["value"] for b in one])
+    assert torch.equal(values, torch.arange(250.0, dtype=torch.float64))
+    ts = torch.cat([b["timestamp"] for b in one])
+    assert bool((ts.diff() == 300).all()) and int(ts[0]) == int(np.datetime64("2015-03-01T00:00:00", "s").astype(int))
+    assert one[0]["input_min"] == 0.0 and one[0]["input_max"] == 249.0 and one[0]["n_rows"] == 250
+    assert not dm.is_full_dataset
+
+
+def test_windows_from_file_and_built_from_point_labels(corpus: Path) -> None:
+    dm = NABDataModule(str(corpus))
+    dm.setup()
+    by_name = {s.name: s for s in dm.streams}
+    assert by_name["realA/one.csv"].windows == [(100, 120)]  # combined_windows.json wins, used as is
+    assert by_name["realA/two.csv"].windows == []
+    # only point labels: NAB's windows, width int(0.1 * 1000 / 2) = 50 centred on each label
+    assert by_name["artB/three.csv"].windows == [(375, 425), (775, 825)]
+
+
+def test_subset_by_name_and_pattern(corpus: Path) -> None:
+    dm = NABDataModule(str(corpus), files=["realA/*"])
+    dm.setup()
+    assert [s.name for s in dm.streams] == ["realA/one.csv", "realA/two.csv"]
+    with pytest.raises(ConfigError, match="nosuch"):
+        NABDataModule(str(corpus), files=["nosuch/*"]).setup()
+    with pytest.raises(ConfigError, match="rows_per_step"):
+        NABDataModule(str(corpus), rows_per_step=0)
+
+
+def test_missing_or_corrupt_corpus_is_one_clear_error(tmp_path: Path, corpus: Path) -> None:
+    with pytest.raises(DataError, match="git clone https://github.com/numenta/NAB"):
+        NABDataModule(str(tmp_path / "absent")).setup()
+    (corpus / "data" / "realA" / "two.csv").write_text("time,val\n1,2\n")
+    with pytest.raises(DataError, match="two.csv is not a NAB data file"):
+        NABDataModule(str(corpus)).setup()
+    (corpus / "data" / "realA" / "two.csv").unlink()
+    with pytest.raises(DataError, match="two.csv is missing"):
+        NABDataModule(str(corpus)).setup()
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="real NAB corpus not present at ../shared/data/nab")
+def test_real_corpus_is_the_full_dataset() -> None:
+    dm = NABDataModule(str(REAL))
+    dm.setup()
+    assert len(dm.streams) == 58 and dm.is_full_dataset
+    assert sum(len(s.windows) for s in dm.streams) == 116
+    sub = NABDataModule(str(REAL), files=["realKnownCause/nyc_taxi.csv"])
+    sub.setup()
+    assert len(sub.streams[0]) == 10320 and not sub.is_full_dataset
