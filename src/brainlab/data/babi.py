@@ -330,8 +330,9 @@ class BabiDataModule(pl.LightningDataModule):
         files = {t: task_files(self.variant_dir, t) for t in self.task_ids}
         missing = [t for t, f in files.items() if not {"train", "test"} <= set(f)]
         if missing:
+            what = f"task(s) {missing}" if missing != self.task_ids or len(missing) == 1 else "tasks"
             raise DataError(
-                f"bAbI {self.variant} task(s) {missing} not found in {self.variant_dir}: unpack {ARCHIVE} "
+                f"bAbI {self.variant} {what} not found in {self.variant_dir}: unpack {ARCHIVE} "
                 f"({URL}) into {self.root} so that {self.variant_dir}/qa1_*_train.txt exists, "
                 "or pass data.download=true"
             )

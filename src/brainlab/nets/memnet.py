@@ -49,6 +49,7 @@ class MemN2N(nn.Module):
         position_encoding: bool = True,
         temporal_encoding: bool = True,
         tying: str = "adjacent",
+        readout_hidden: int = 0,
         init_std: float = 0.1,
     ) -> None:
         super().__init__()
@@ -61,6 +62,9 @@ class MemN2N(nn.Module):
         self.use_position = bool(position_encoding)
         self.use_time = bool(temporal_encoding)
         self.tying = check_choice("model.net.tying", tying, TYING)
+        if isinstance(readout_hidden, bool) or not isinstance(readout_hidden, int) or readout_hidden < 0:
+            raise ConfigError(f"model.net.readout_hidden must be an integer >= 0, got {readout_hidden!r}")
+        self.readout_hidden = readout_hidden
         if init_std <= 0:
             raise ConfigError(f"model.net.init_std must be > 0, got {init_std!r}")
         self.init_std = init_std
@@ -93,14 +97,18 @@ class MemN2N(nn.Module):
         layerwise = self.tying == "layerwise"
         self.query_embedding = nn.Embedding(vocab_size, self.embed_dim, padding_idx=0) if layerwise else None
         self.mix = nn.Linear(self.embed_dim, self.embed_dim, bias=False) if layerwise else None
-        self.readout = nn.Linear(self.embed_dim, num_answers, bias=False)
+        if self.readout_hidden:  # a non-linear answer module (e.g. yes/no needs a comparison)
+            self.readout = nn.Sequential(nn.Linear(self.embed_dim, self.readout_hidden), nn.ReLU(),
+                                         nn.Linear(self.readout_hidden, num_answers))
+        else:  # the paper's W
+            self.readout = nn.Linear(self.embed_dim, num_answers, bias=False)
+            nn.init.normal_(self.readout.weight, std=self.init_std)
         for emb in [*self.embeddings, *([self.query_embedding] if layerwise else [])]:
             nn.init.normal_(emb.weight, std=self.init_std)
             with torch.no_grad():
                 emb.weight[0].zero_()
         for table in self.time or []:
             nn.init.normal_(table, std=self.init_std)
-        nn.init.normal_(self.readout.weight, std=self.init_std)
 
     def _tables(self, hop: int) -> tuple[int, int]:
         """Indices of the (input, output) embedding tables of `hop`."""

@@ -210,7 +210,7 @@ class ReasoningPhase(Phase):
         recall, has = proof_recall(attention.detach(), batch["support"])
         if has.any():
             self.support_recall[key](recall)
-        self.mean_loss[key](loss.detach())
+        self.mean_loss[key](loss.detach(), weight=answer.shape[0])
         on_step = stage == "train"
         size = answer.shape[0]
         self.log(f"{stage}/loss", self.mean_loss[key], on_step=on_step, on_epoch=True, prog_bar=True,
