@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -128,9 +129,17 @@ def test_short_run_learns_a_generated_task_and_tables_hold_logged_numbers(
     assert ckpt["BabiDataModule"]["vocab"] == ckpt["hyper_parameters"]["vocab"]
     model = ReasoningPhase.load_from_checkpoint(best, map_location="cpu").eval()
     assert model.net.vocab_size == len(ckpt["hyper_parameters"]["vocab"])
-    story = torch.tensor([[[2, 3, 4]]])
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup("test")
+    assert dm.words.tokens == model.vocab
+    correct = total = 0
     with torch.no_grad():
-        assert model(story, torch.tensor([[2, 3]]))[0].shape == (1, len(model.answers))
+        for batch in dm.test_dataloader():
+            out = model.predict_step(batch, 0)
+            assert out["proof"].shape == (batch["answer"].shape[0], cfg.model.net.hops)
+            correct += int((out["answer"] == batch["answer"]).sum())
+            total += batch["answer"].shape[0]
+    assert math.isclose(correct / total, metrics["test/acc/qa1"], abs_tol=1e-6), "the table is the model's"
 
 
 @pytest.mark.parametrize("experiment", ["babi_reasoning", "babi_reasoning_nosupervision"])

@@ -381,9 +381,11 @@ class BabiDataModule(pl.LightningDataModule):
         if self.words is None or self.answers is None:
             self.words, self.answers = Vocabulary.of_words(train), Vocabulary.of_answers(train)
         self._encode()
-        log.info("bAbI %s tasks %s: %d train / %d val / %d test questions, %d words, %d answers%s",
-                 self.variant, self.task_ids, len(train), len(val), len(test), len(self.words),
-                 len(self.answers), "" if self._full else " (not the complete release)")
+        log.info("bAbI %s tasks %s: %d train / %d val / %d test questions, %d words, %d answers, "
+                 "validation split %s%s", self.variant, self.task_ids, len(train), len(val), len(test),
+                 len(self.words), len(self.answers),
+                 f"seed {self.split_seed} hash {self.split_hash}" if self.split_hash else "from valid files",
+                 "" if self._full else " (not the complete release)")
 
     def _encode(self) -> None:
         assert self.words is not None and self.answers is not None

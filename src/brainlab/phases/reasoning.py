@@ -16,6 +16,7 @@ terminal, the loggers, and `babi_tasks.md` in the run dir.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,7 @@ class ReasoningPhase(Phase):
         self.answers = list(answers) if answers is not None else None
         self.tasks: list[int] = list(tasks) if tasks is not None else []
         self.per_task: dict[str, dict[int, float]] = {}
-        self._seen: dict[str, set[int]] = {s: set() for s in STAGES}
+        self._counts: dict[str, dict[int, int]] = {s: {} for s in STAGES}  # questions seen per task
         self.val_mean_acc_best = MaxMetric()
         self.val_acc_best = MaxMetric()
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
@@ -193,7 +194,8 @@ class ReasoningPhase(Phase):
         assert self.acc is not None and self.task_acc is not None
         logits, attention = self(batch["story"], batch["query"])
         answer = batch["answer"]
-        answer_loss = F.cross_entropy(logits, answer)
+        known = answer != UNKNOWN_ANSWER  # an answer unseen in training counts as wrong, adds no loss
+        answer_loss = F.cross_entropy(logits[known], answer[known]) if known.any() else logits.new_zeros(())
         support_loss = supervision_loss(attention, batch["support"], self.supervision_mode)
         loss = answer_loss
         if self.supervision_weight:
@@ -206,7 +208,7 @@ class ReasoningPhase(Phase):
                 raise ConfigError(f"batch holds bAbI task {task}, which the model was not set up for")
             rows = batch["task"] == task
             self.task_acc[key][str(task)](preds[rows], answer[rows])
-            self._seen[stage].add(task)
+            self._counts[stage][task] = self._counts[stage].get(task, 0) + int(rows.sum())
         recall, has = proof_recall(attention.detach(), batch["support"])
         if has.any():
             self.support_recall[key](recall)
@@ -219,15 +221,29 @@ class ReasoningPhase(Phase):
         self.log(f"{stage}/support_loss", support_loss.detach(), on_epoch=True, batch_size=size)
         return loss
 
+    def predict_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Answer classes (index into `self.answers`), and each hop's attended statement (the proof)."""
+        self.reset_states()
+        logits, attention = self(batch["story"], batch["query"])
+        return {"answer": logits.argmax(-1), "proof": attention.argmax(-1), "attention": attention}
+
     # --- epoch ends: per-task accuracy ------------------------------------------------------------
     def _epoch_end(self, stage: str) -> dict[int, float]:
         assert self.acc is not None and self.task_acc is not None
         key = f"{stage}_"
-        per_task = {t: float(self.task_acc[key][str(t)].compute()) for t in sorted(self._seen[stage])}
+        # every rank computes the same tasks (a metric's compute() syncs across DDP ranks)
+        tasks = sorted(int(k) for k in self.task_acc[key])
+        counts = torch.tensor([self._counts[stage].get(t, 0) for t in tasks], device=self.device)
+        if self._trainer is not None:
+            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        per_task = {t: float(self.task_acc[key][str(t)].compute()) for t, n in zip(tasks, counts.tolist(),
+                                                                                       strict=True) if n > 0}
         for metric in self.task_acc[key].values():
             metric.reset()
-        self._seen[stage] = set()
+        self._counts[stage] = {}
         if not per_task:
+            self.acc[key].reset()
+            self.support_recall[key].reset()
             return per_task
         mean = sum(per_task.values()) / len(per_task)
         values = {f"{stage}/acc/qa{t}": acc for t, acc in per_task.items()}
@@ -235,9 +251,10 @@ class ReasoningPhase(Phase):
         values[f"{stage}/failed_tasks"] = float(sum(a < self.pass_threshold for a in per_task.values()))
         values[f"{stage}/acc"] = float(self.acc[key].compute())
         self.acc[key].reset()
-        if self.support_recall[key].update_count:
-            values[f"{stage}/support_recall"] = float(self.support_recall[key].compute())
+        recall = float(self.support_recall[key].compute())  # nan when no question had supporting facts
         self.support_recall[key].reset()
+        if not math.isnan(recall):
+            values[f"{stage}/support_recall"] = recall
         self.log_dict(values, prog_bar=False)
         self.per_task[stage] = per_task
         return per_task
