@@ -50,18 +50,20 @@ def balanced(n_per_class: int, n_classes: int) -> list[int]:
     return [k for _ in range(n_per_class) for k in range(n_classes)]
 
 
-def make_shd(root: Path, n_classes: int = 4, train: int = 10, test: int = 4, seed: int = 0) -> Path:
+def make_shd(root: Path, n_classes: int = 4, train: int = 10, test: int = 4, events: int = 150,
+             seed: int = 0) -> Path:
     """`<root>/SHD/shd_{train,test}.h5` with `train`/`test` samples per class."""
-    write_hsd(root / "SHD" / "shd_train.h5", balanced(train, n_classes), n_classes, seed=seed)
-    write_hsd(root / "SHD" / "shd_test.h5", balanced(test, n_classes), n_classes, seed=seed + 1)
+    write_hsd(root / "SHD" / "shd_train.h5", balanced(train, n_classes), n_classes, events=events, seed=seed)
+    write_hsd(root / "SHD" / "shd_test.h5", balanced(test, n_classes), n_classes, events=events, seed=seed + 1)
     return root
 
 
 def make_ssc(root: Path, n_classes: int = 4, train: int = 10, valid: int = 3, test: int = 4,
-             seed: int = 0) -> Path:
-    """`<root>/SSC/ssc_{train,valid,test}.h5`."""
+             events: int = 150, seed: int = 0) -> Path:
+    """`<root>/SSC/ssc_{split}.h5` for split in train, valid, test."""
     for i, (split, n) in enumerate((("train", train), ("valid", valid), ("test", test))):
-        write_hsd(root / "SSC" / f"ssc_{split}.h5", balanced(n, n_classes), n_classes, seed=seed + i)
+        write_hsd(root / "SSC" / f"ssc_{split}.h5", balanced(n, n_classes), n_classes, events=events,
+                  seed=seed + i)
     return root
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import tonic
 
-from brainlab.data.tonic_data import OpenOnceHDF5, TonicDataModule
+from brainlab.data.tonic_data import OpenOnceHDF5, TonicDataModule, check_hdf5
 from brainlab.nets.snn import positive_int
 
 
@@ -37,4 +37,5 @@ class SHDDataModule(TonicDataModule):
         return {"train": split != "test"}
 
     def reader(self, split: str, transform: Callable) -> SHD:
+        check_hdf5(self.required(split)[0])
         return SHD(save_to=str(self.root), train=split != "test", transform=transform)

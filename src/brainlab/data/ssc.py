@@ -11,7 +11,7 @@ from typing import Any
 
 import tonic
 
-from brainlab.data.tonic_data import OpenOnceHDF5, TonicDataModule
+from brainlab.data.tonic_data import OpenOnceHDF5, TonicDataModule, check_hdf5
 from brainlab.nets.snn import positive_int
 
 TONIC_SPLIT = {"train": "train", "val": "valid", "test": "test"}
@@ -40,4 +40,5 @@ class SSCDataModule(TonicDataModule):
         return {"split": TONIC_SPLIT[split]}
 
     def reader(self, split: str, transform: Callable) -> SSC:
+        check_hdf5(self.required(split)[0])
         return SSC(save_to=str(self.root), split=TONIC_SPLIT[split], transform=transform)

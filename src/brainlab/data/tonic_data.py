@@ -140,6 +140,20 @@ def event_files(folder: Path, suffix: str) -> list[Path]:
     return sorted(Path(d) / f for d, _, names in os.walk(folder) for f in names if f.endswith(suffix))
 
 
+def check_hdf5(path: Path) -> None:
+    """Refuse a truncated or non-HDF5 file with the fix, before tonic opens it."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            missing = [k for k in ("spikes/times", "spikes/units", "labels") if k not in file]
+    except OSError as exc:
+        raise DataError(f"{path} is not a readable HDF5 file ({exc}): delete it and download it again "
+                        "(data.download=true)") from None
+    if missing:
+        raise DataError(f"{path} lacks {', '.join(missing)}: it is not an SHD/SSC file; replace it")
+
+
 class OpenOnceHDF5:
     """Mixin for tonic's SHD/SSC readers: open the HDF5 file once per process, not on every item.
 
