@@ -88,9 +88,11 @@ def test_supervision_config_is_checked() -> None:
         parse_supervision({"wieght": 1})
 
 
-def logged_table(path: Path) -> dict[int, float]:
-    rows = re.findall(r"^\| (\d+) \| [\w-]+ \| ([0-9.]+) \| (?:yes|no) \|$", path.read_text(), re.M)
-    return {int(t): float(a) for t, a in rows}
+def logged_table(path: Path, column: int = 0) -> dict[int, float]:
+    """{task: accuracy} (column 0) or {task: proof recall} (column 1) read back from babi_tasks.md."""
+    rows = re.findall(r"^\| (\d+) \| [\w-]+ \| ([0-9.]+) \| (?:yes|no) \| ([0-9.]+|–) \|$",
+                      path.read_text(), re.M)
+    return {int(r[0]): float(r[1 + column]) for r in rows if r[1 + column] != "–"}
 
 
 @pytest.fixture
@@ -119,6 +121,8 @@ def test_short_run_learns_a_generated_task_and_tables_hold_logged_numbers(
     for task, acc in table.items():
         assert math.isclose(acc, metrics[f"test/acc/qa{task}"], abs_tol=5e-5)
     assert math.isclose(metrics["test/mean_acc"], table[1], abs_tol=5e-5)
+    proof = logged_table(out / "babi_tasks.md", column=1)
+    assert math.isclose(proof[1], metrics["test/support_recall/qa1"], abs_tol=5e-5)
     assert "not the complete bAbI release" in (out / "babi_tasks.md").read_text()
     row = next(r for r in json.loads((out / "targets.json").read_text()) if r["id"] == "babi")
     assert row["status"] == "not measured" and row["achieved"] == pytest.approx(metrics["test/mean_acc"])

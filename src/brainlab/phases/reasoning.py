@@ -9,7 +9,7 @@ gold facts (`<stage>/support_recall`), with or without supervision. `weight=0` i
 
 Logged: `<stage>/loss`, `<stage>/answer_loss`, `<stage>/support_loss`, `<stage>/acc` (all questions),
 `<stage>/acc/qa<N>` per task, `<stage>/mean_acc` (mean over tasks: the bAbI measure), `<stage>/failed_tasks`
-(tasks below `pass_threshold`), `<stage>/support_recall`, `val/mean_acc_best`. The test table goes to the
+(tasks below `pass_threshold`), `<stage>/support_recall` (and `/qa<N>`), `val/mean_acc_best`. The test table goes to the
 terminal, the loggers, and `babi_tasks.md` in the run dir.
 """
 
@@ -91,10 +91,16 @@ def parse_supervision(supervision: Mapping[str, Any] | None) -> tuple[float, str
     return weight, check_choice("model.supervision.mode", str(sup.get("mode", "set")), MODES)
 
 
-def task_table(per_task: Mapping[int, float], threshold: float) -> list[dict[str, Any]]:
-    """Rows (task, name, accuracy, pass) in task order."""
-    return [{"task": t, "name": TASK_NAMES.get(t, "?"), "accuracy": acc, "pass": acc >= threshold}
-            for t, acc in sorted(per_task.items())]
+def task_table(per_task: Mapping[int, float], threshold: float,
+               proof: Mapping[int, float] | None = None) -> list[dict[str, Any]]:
+    """Rows (task, name, accuracy, pass, proof recall or None) in task order."""
+    proof = proof or {}
+    return [{"task": t, "name": TASK_NAMES.get(t, "?"), "accuracy": acc, "pass": acc >= threshold,
+             "proof": proof.get(t)} for t, acc in sorted(per_task.items())]
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
 
 
 def table_markdown(rows: Sequence[Mapping[str, Any]], threshold: float, note: str = "") -> str:
@@ -102,14 +108,15 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], threshold: float, note: st
     lines = [f"# bAbI per-task test accuracy (pass >= {threshold:.0%})", ""]
     if note:
         lines += [note, ""]
-    lines += ["| task | name | accuracy | pass |", "|---|---|---|---|"]
-    lines += [f"| {r['task']} | {r['name']} | {r['accuracy']:.4f} | {'yes' if r['pass'] else 'no'} |"
-              for r in rows]
+    lines += ["| task | name | accuracy | pass | proof recall |", "|---|---|---|---|---|"]
+    lines += [f"| {r['task']} | {r['name']} | {r['accuracy']:.4f} | {'yes' if r['pass'] else 'no'} | "
+              f"{fmt(r.get('proof'))} |" for r in rows]
     if rows:
         mean = sum(r["accuracy"] for r in rows) / len(rows)
         failed = sum(not r["pass"] for r in rows)
-        lines += [f"| mean | {len(rows)} tasks | {mean:.4f} | {'yes' if mean >= threshold else 'no'} |", "",
-                  f"failed tasks: {failed} of {len(rows)}"]
+        lines += [f"| mean | {len(rows)} tasks | {mean:.4f} | {'yes' if mean >= threshold else 'no'} | |",
+                  "", f"failed tasks: {failed} of {len(rows)}. proof recall: the share of the gold supporting "
+                  "facts among the statements the hops attend to most (the model's proof)."]
     return "\n".join(lines) + "\n"
 
 
@@ -136,6 +143,7 @@ class ReasoningPhase(Phase):
         self.answers = list(answers) if answers is not None else None
         self.tasks: list[int] = list(tasks) if tasks is not None else []
         self.per_task: dict[str, dict[int, float]] = {}
+        self.per_task_proof: dict[str, dict[int, float]] = {}
         self._counts: dict[str, dict[int, int]] = {s: {} for s in STAGES}  # questions seen per task
         self.val_mean_acc_best = MaxMetric()
         self.val_acc_best = MaxMetric()
@@ -143,6 +151,7 @@ class ReasoningPhase(Phase):
         self.support_recall = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
         self.acc: torch.nn.ModuleDict | None = None
         self.task_acc: torch.nn.ModuleDict | None = None
+        self.task_recall: torch.nn.ModuleDict | None = None
         if self.vocab is not None and self.answers is not None:
             self._build(self.tasks or list(TASK_NAMES))
 
@@ -163,6 +172,9 @@ class ReasoningPhase(Phase):
         self.acc = torch.nn.ModuleDict({f"{s}_": accuracy() for s in STAGES}).to(self.device)
         self.task_acc = torch.nn.ModuleDict(
             {f"{s}_": torch.nn.ModuleDict({str(t): accuracy() for t in tasks}) for s in STAGES}
+        ).to(self.device)
+        self.task_recall = torch.nn.ModuleDict(
+            {f"{s}_": torch.nn.ModuleDict({str(t): MeanMetric() for t in tasks}) for s in STAGES}
         ).to(self.device)
 
     def setup(self, stage: str) -> None:
@@ -191,7 +203,7 @@ class ReasoningPhase(Phase):
         return logits, attention
 
     def step(self, batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
-        assert self.acc is not None and self.task_acc is not None
+        assert self.acc is not None and self.task_acc is not None and self.task_recall is not None
         logits, attention = self(batch["story"], batch["query"])
         answer = batch["answer"]
         known = answer != UNKNOWN_ANSWER  # an answer unseen in training counts as wrong, adds no loss
@@ -212,6 +224,8 @@ class ReasoningPhase(Phase):
         recall, has = proof_recall(attention.detach(), batch["support"])
         if has.any():
             self.support_recall[key](recall)
+            for task in batch["task"][has].unique().tolist():
+                self.task_recall[key][str(task)](recall[batch["task"][has] == task])
         self.mean_loss[key](loss.detach(), weight=answer.shape[0])
         on_step = stage == "train"
         size = answer.shape[0]
@@ -229,7 +243,7 @@ class ReasoningPhase(Phase):
 
     # --- epoch ends: per-task accuracy ------------------------------------------------------------
     def _epoch_end(self, stage: str) -> dict[int, float]:
-        assert self.acc is not None and self.task_acc is not None
+        assert self.acc is not None and self.task_acc is not None and self.task_recall is not None
         key = f"{stage}_"
         # every rank computes the same tasks (a metric's compute() syncs across DDP ranks)
         tasks = sorted(int(k) for k in self.task_acc[key])
@@ -238,7 +252,9 @@ class ReasoningPhase(Phase):
             counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         per_task = {t: float(self.task_acc[key][str(t)].compute()) for t, n in zip(tasks, counts.tolist(),
                                                                                        strict=True) if n > 0}
-        for metric in self.task_acc[key].values():
+        proof = {t: float(self.task_recall[key][str(t)].compute()) for t in per_task}  # nan: no facts
+        proof = {t: r for t, r in proof.items() if not math.isnan(r)}
+        for metric in [*self.task_acc[key].values(), *self.task_recall[key].values()]:
             metric.reset()
         self._counts[stage] = {}
         if not per_task:
@@ -247,6 +263,7 @@ class ReasoningPhase(Phase):
             return per_task
         mean = sum(per_task.values()) / len(per_task)
         values = {f"{stage}/acc/qa{t}": acc for t, acc in per_task.items()}
+        values.update({f"{stage}/support_recall/qa{t}": r for t, r in proof.items()})
         values[f"{stage}/mean_acc"] = mean
         values[f"{stage}/failed_tasks"] = float(sum(a < self.pass_threshold for a in per_task.values()))
         values[f"{stage}/acc"] = float(self.acc[key].compute())
@@ -257,6 +274,7 @@ class ReasoningPhase(Phase):
             values[f"{stage}/support_recall"] = recall
         self.log_dict(values, prog_bar=False)
         self.per_task[stage] = per_task
+        self.per_task_proof[stage] = proof
         return per_task
 
     def on_train_start(self) -> None:
@@ -278,12 +296,12 @@ class ReasoningPhase(Phase):
     def on_test_epoch_end(self) -> None:
         per_task = self._epoch_end("test")
         if per_task:
-            self.report(per_task)
+            self.report(per_task, self.per_task_proof["test"])
 
     @rank_zero_only
-    def report(self, per_task: Mapping[int, float]) -> None:
+    def report(self, per_task: Mapping[int, float], proof: Mapping[int, float]) -> None:
         """The per-task table: terminal, loggers (as text where they take it) and `babi_tasks.md`."""
-        rows = task_table(per_task, self.pass_threshold)
+        rows = task_table(per_task, self.pass_threshold, proof)
         dm = self.trainer.datamodule
         full = bool(getattr(dm, "is_full_dataset", False))
         variant = getattr(dm, "variant", "?")
@@ -295,8 +313,8 @@ class ReasoningPhase(Phase):
         out.mkdir(parents=True, exist_ok=True)
         (out / "babi_tasks.md").write_text(text)
         log.info("per-task test accuracy written to %s", out / "babi_tasks.md")
-        columns = ["task", "name", "accuracy", "pass"]
-        data = [[r["task"], r["name"], r["accuracy"], r["pass"]] for r in rows]
+        columns = ["task", "name", "accuracy", "pass", "proof_recall"]
+        data = [[r["task"], r["name"], r["accuracy"], r["pass"], r["proof"]] for r in rows]
         for logger in self.trainer.loggers:
             if callable(getattr(logger, "log_text", None)):  # W&B: a table
                 logger.log_text(key="test/babi_tasks", columns=columns, data=data)
@@ -308,11 +326,11 @@ class ReasoningPhase(Phase):
 def print_table(rows: Sequence[Mapping[str, Any]], threshold: float, note: str) -> None:
     """The per-task table on the terminal (rich), like the run's target table."""
     table = Table(title=f"bAbI per-task test accuracy (pass >= {threshold:.0%})", caption=note)
-    for col in ("task", "name", "accuracy", "pass"):
+    for col in ("task", "name", "accuracy", "pass", "proof recall"):
         table.add_column(col)
     for r in rows:
         table.add_row(str(r["task"]), r["name"], f"{r['accuracy']:.4f}",
-                      "[green]yes[/]" if r["pass"] else "[red]no[/]")
+                      "[green]yes[/]" if r["pass"] else "[red]no[/]", fmt(r.get("proof")))
     if rows:
         mean = sum(r["accuracy"] for r in rows) / len(rows)
         failed = sum(not r["pass"] for r in rows)
