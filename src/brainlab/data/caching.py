@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from brainlab.errors import ConfigError, DataError
 
@@ -63,6 +63,7 @@ class CacheStrategy(ABC):
         return DataLoader(
             dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers,
             pin_memory=pin_memory, persistent_workers=num_workers > 0,
+            collate_fn=collate_packed if isinstance(dataset, PackedFrames) else None,
         )
 
 
@@ -76,6 +77,22 @@ class NoCache(CacheStrategy):
 
 
 # --- the packed sparse store -----------------------------------------------------------------------------
+class PackedBatch(list):
+    """A batch from `PackedFrames.__getitems__`: a list of (frames, target) like any fetched batch, and the
+    already-stacked tensors, which `collate_packed` hands on without copying again."""
+
+    def __init__(self, frames: torch.Tensor, targets: torch.Tensor) -> None:
+        super().__init__(zip(frames, targets, strict=True))
+        self.frames, self.targets = frames, targets
+
+
+def collate_packed(batch: Any) -> Any:
+    """DataLoader collate for packed stores: pass pre-stacked batches through, else torch's default."""
+    if isinstance(batch, PackedBatch):
+        return batch.frames, batch.targets
+    return default_collate(batch)
+
+
 class PackedFrames(Dataset):
     """Transformed samples as one sparse store: the non-zero flat positions and values of every sample.
 
@@ -97,9 +114,10 @@ class PackedFrames(Dataset):
         frames, targets = self.dense([index])
         return frames[0], int(targets[0])
 
-    def __getitems__(self, indices: Sequence[int]) -> list[tuple[np.ndarray, int]]:
+    def __getitems__(self, indices: Sequence[int]) -> PackedBatch:
+        """A whole batch densified at once (DataLoader calls this instead of one item at a time)."""
         frames, targets = self.dense(indices)
-        return [(f, int(t)) for f, t in zip(frames, targets, strict=True)]
+        return PackedBatch(torch.from_numpy(frames), torch.from_numpy(targets))
 
     def dense(self, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Frames `(len(indices), *frame_shape)` float32 and targets of the samples `indices`."""
@@ -108,9 +126,12 @@ class PackedFrames(Dataset):
             raise IndexError(f"index out of range for {len(self)} samples")
         idx = idx % max(len(self), 1)
         starts, ends = self.offsets[idx], self.offsets[idx + 1]
+        lens = ends - starts
+        rows = np.repeat(np.arange(idx.size), lens)
+        # positions of every entry of the batch in the packed arrays: a concatenation of ranges
+        pos = np.arange(int(lens.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
         out = np.zeros((idx.size, self.frame_size), dtype=np.float32)
-        for row, (a, b) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-            out[row, self.indices[a:b]] = self.values[a:b]
+        out[rows, self.indices[pos]] = self.values[pos]
         return out.reshape(idx.size, *self.frame_shape), np.asarray(self.targets[idx])
 
     @property
