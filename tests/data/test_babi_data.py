@@ -48,6 +48,12 @@ def test_parser_reads_statements_questions_multi_answers_and_story_restarts() ->
     assert all(ex.task == 8 for ex in examples)
 
 
+def test_supporting_id_of_a_question_line_is_left_out_not_fatal() -> None:
+    text = "1 Mary went home.\n2 Where is Mary?\thome\t1\n3 Where is Mary?\thome\t1 2\n"
+    last = parse_babi(io.StringIO(text))[-1]
+    assert last.support == (0,) and last.support_ids == (1, 2)
+
+
 def test_tokenizer_drops_sentence_punctuation_and_lowercases() -> None:
     assert tokenize("Where is Mary? ") == ("where", "is", "mary")
     assert tokenize("Mary went to the kitchen.") == ("mary", "went", "to", "the", "kitchen")

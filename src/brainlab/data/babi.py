@@ -81,13 +81,18 @@ class BabiExample:
 
 
 def parse_babi(lines: Iterable[str], task: int = 0, source: str = "<lines>") -> list[BabiExample]:
-    """Parse bAbI lines into one example per question; refuses malformed lines naming `source:line`."""
+    """Parse bAbI lines into one example per question; refuses malformed lines naming `source:line`.
+
+    A supporting id naming an earlier question line (no statement, so no memory slot) is left out of
+    `support` and counted in a warning; an id naming no earlier line of the story is corruption.
+    """
     examples: list[BabiExample] = []
     story = -1
     last_id = 0
     sentences: list[tuple[str, ...]] = []
     sentence_ids: list[int] = []
     slot_of: dict[int, int] = {}
+    dropped = 0
     for lineno, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         if not line.strip():
@@ -115,15 +120,18 @@ def parse_babi(lines: Iterable[str], task: int = 0, source: str = "<lines>") -> 
         if not all(t.isdigit() for t in ids_text):
             raise DataError(f"{source}:{lineno}: supporting fact ids must be integers, got {fields[2]!r}")
         support_ids = tuple(int(t) for t in ids_text)
-        missing = [i for i in support_ids if i not in slot_of]
+        missing = [i for i in support_ids if i not in slot_of and not 1 <= i < line_id]
         if missing:
-            raise DataError(f"{source}:{lineno}: supporting fact id(s) {missing} name no earlier statement "
+            raise DataError(f"{source}:{lineno}: supporting fact id(s) {missing} name no earlier line "
                             "of this story: the file is corrupt")
         examples.append(BabiExample(
             task=task, story=story, sentences=tuple(sentences), sentence_ids=tuple(sentence_ids),
             question=tokenize(fields[0]), answer=fields[1].strip().lower(),
-            support=tuple(slot_of[i] for i in support_ids), support_ids=support_ids,
+            support=tuple(slot_of[i] for i in support_ids if i in slot_of), support_ids=support_ids,
         ))
+        dropped += sum(i not in slot_of for i in support_ids)
+    if dropped:
+        log.warning("%s: %d supporting fact ids name question lines (no statement): left out", source, dropped)
     return examples
 
 
