@@ -1,0 +1,72 @@
+"""`backend=exodus`: the real sinabs-exodus CUDA layers (imported lazily, only when this backend is built).
+
+sinabs-exodus compiles a CUDA extension at install time, so it exists only on GPU machines:
+`pip install sinabs-exodus` (or `git clone https://github.com/synsense/sinabs-exodus && pip install .`
+inside it, with `nvcc` matching `torch.version.cuda`; not in editable mode). Elsewhere building a layer
+raises one ConfigError carrying the real import error. Exodus has no synaptic current (`tau_syn`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from brainlab.errors import ConfigError
+from brainlab.snn.factory import register_spiking_type
+from brainlab.snn.sinabs_backend import RESETS, SPIKE_FNS, SURROGATES
+from brainlab.snn.spec import parse_neuron
+
+INSTALL = (
+    "install it on a CUDA machine with `pip install sinabs-exodus` (or `git clone "
+    "https://github.com/synsense/sinabs-exodus && cd sinabs-exodus && pip install .`, needs nvcc matching "
+    "torch.version.cuda), or choose backend=fused"
+)
+
+
+def load_layers() -> Any:
+    """`sinabs.exodus.layers`, or a ConfigError saying how to install it (with the real import error)."""
+    try:
+        import sinabs.exodus.layers as layers
+    except Exception as err:  # ImportError, or an OSError/RuntimeError from a broken CUDA build
+        raise ConfigError(
+            f"backend=exodus needs the sinabs-exodus package, which failed to import "
+            f"({type(err).__name__}: {err}); {INSTALL}"
+        ) from err
+    return layers
+
+
+@register_spiking_type
+class ExodusNeuron(nn.Module):
+    """Holds one sinabs-exodus IAF/LIF layer; refuses CPU input with a clear message."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def reset_states(self) -> None:
+        self.layer.reset_states()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_cuda:
+            raise ConfigError("backend=exodus runs on CUDA tensors only: use trainer=gpu, or backend=fused on CPU")
+        return self.layer(x)
+
+
+def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
+    """`backend=exodus` factory: the same knobs as `backend=sinabs` except `tau_syn`."""
+    spec = parse_neuron("exodus", {"kind": kind, **params})
+    if spec.tau_syn is not None:
+        raise ConfigError("model.net.neuron.tau_syn is not supported by backend=exodus; set it to null")
+    layers = load_layers()
+    common = dict(
+        spike_threshold=float(spec.spike_threshold),
+        spike_fn=SPIKE_FNS[spec.spike_fn],
+        reset_fn=RESETS[spec.reset](),
+        surrogate_grad_fn=SURROGATES[spec.surrogate](),
+        min_v_mem=spec.min_v_mem,
+    )
+    if spec.kind == "iaf":
+        return ExodusNeuron(layers.IAF(**common))
+    return ExodusNeuron(layers.LIF(tau_mem=float(spec.tau_mem), norm_input=True, **common))

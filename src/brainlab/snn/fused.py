@@ -1,0 +1,209 @@
+"""`backend=fused`: sinabs's IAF/LIF neurons as one custom autograd function per layer (the EXODUS idea).
+
+The forward runs the whole state loop in a compiled kernel without building an autograd graph per time step;
+the backward is a single reverse-time pass. Spikes are bit-identical to sinabs for the same parameters and
+inputs (float32 state); gradients equal sinabs's surrogate gradients up to float rounding. CPU kernels are
+numba (`fused_cpu.py`), CUDA kernels Triton (`fused_triton.py`, imported only for CUDA tensors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sinabs.activation as sa
+import torch
+from torch import nn
+
+from brainlab.snn import fused_cpu as K
+from brainlab.snn.factory import register_spiking_type
+from brainlab.snn.sinabs_backend import SURROGATES
+from brainlab.snn.spec import NeuronSpec, parse_neuron
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Everything the kernels need besides tensors; `surrogate` is sinabs's own surrogate object."""
+
+    thr: float
+    spike_mode: int
+    reset_mode: int
+    has_min: bool
+    min_v: float
+    surrogate: Any
+
+
+def surrogate_into(cfg: KernelConfig, vpre: torch.Tensor) -> torch.Tensor:
+    """sinabs's surrogate derivative at `vpre` as a new tensor (SingleExponential in place, fewer passes)."""
+    fn = cfg.surrogate
+    if isinstance(fn, sa.SingleExponential):
+        width = cfg.thr * fn.grad_width
+        out = torch.sub(vpre, cfg.thr).abs_().mul_(-1.0 / width).exp_()
+        return out.mul_(fn.grad_scale / width)
+    return fn(vpre, cfg.thr).to(vpre.dtype).contiguous()
+
+
+def kernel_config(spec: NeuronSpec) -> KernelConfig:
+    return KernelConfig(
+        thr=float(spec.spike_threshold),
+        spike_mode=K.SPIKE_MULTI if spec.spike_fn == "multi" else K.SPIKE_SINGLE,
+        reset_mode=K.RESET_SUBTRACT if spec.reset == "subtract" else K.RESET_ZERO,
+        has_min=spec.min_v_mem is not None,
+        min_v=float(spec.min_v_mem) if spec.min_v_mem is not None else 0.0,
+        surrogate=SURROGATES[spec.surrogate](),
+    )
+
+
+def _np(t: torch.Tensor) -> Any:
+    return t.detach().numpy()
+
+
+def _f32(x: float) -> Any:
+    import numpy as np
+
+    return np.float32(x)
+
+
+class MembraneFn(torch.autograd.Function):
+    """`(u, v0, alpha) -> (spikes, v_last)`: the membrane loop with reset, threshold and lower bound."""
+
+    @staticmethod
+    def forward(ctx: Any, u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig) -> Any:
+        u, v0, alpha = u.contiguous(), v0.contiguous(), alpha.contiguous()
+        spikes, vpre, v_last = torch.empty_like(u), torch.empty_like(u), torch.empty_like(v0)
+        if u.is_cuda:
+            from brainlab.snn import fused_triton
+
+            fused_triton.membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
+        else:
+            a, (u_, v0_, s_, p_, last_) = _np(alpha), map(_np, (u, v0, spikes, vpre, v_last))
+            thr, min_v = _f32(cfg.thr), _f32(cfg.min_v)
+            K.rows_in_parallel(len(u_), lambda lo, hi: K.membrane_forward(
+                u_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode, cfg.reset_mode, cfg.has_min, min_v,
+                s_[lo:hi], p_[lo:hi], last_[lo:hi],
+            ))
+        ctx.save_for_backward(vpre, v0, alpha)
+        ctx.cfg = cfg
+        return spikes, v_last
+
+    @staticmethod
+    def backward(ctx: Any, g_spikes: torch.Tensor, g_last: torch.Tensor) -> Any:
+        vpre, v0, alpha = ctx.saved_tensors
+        cfg: KernelConfig = ctx.cfg
+        g_spikes, g_last = g_spikes.to(vpre.dtype).contiguous(), g_last.to(vpre.dtype).contiguous()
+        need_alpha = bool(ctx.needs_input_grad[2])
+        g_u = surrogate_into(cfg, vpre)  # the kernel overwrites it with the input gradient
+        g_v0, g_alpha = torch.empty_like(v0), torch.empty_like(v0)
+        if vpre.is_cuda:
+            from brainlab.snn import fused_triton
+
+            fused_triton.membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0, g_alpha)
+        else:
+            a, thr, min_v = _np(alpha), _f32(cfg.thr), _f32(cfg.min_v)
+            gs_, gl_, p_, v0_, gu_, gv0_, ga_ = map(_np, (g_spikes, g_last, vpre, v0, g_u, g_v0, g_alpha))
+            K.rows_in_parallel(len(p_), lambda lo, hi: K.membrane_backward(
+                gs_[lo:hi], gl_[lo:hi], p_[lo:hi], gu_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode,
+                cfg.reset_mode, cfg.has_min, min_v, need_alpha, gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
+            ))
+        return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None
+
+
+class SynapseFn(torch.autograd.Function):
+    """`(x, i0, alpha) -> i`: sinabs's synaptic current `i_t = alpha * (i_{t-1} + x_t)`."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        x, i0, alpha = x.contiguous(), i0.contiguous(), alpha.contiguous()
+        out = torch.empty_like(x)
+        if x.is_cuda:
+            from brainlab.snn import fused_triton
+
+            fused_triton.synapse_forward(x, i0, alpha, out)
+        else:
+            x_, i0_, a, out_ = map(_np, (x, i0, alpha, out))
+            K.rows_in_parallel(len(x_), lambda lo, hi: K.synapse_forward(x_[lo:hi], i0_[lo:hi], a, out_[lo:hi]))
+        ctx.save_for_backward(x, out, i0, alpha)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g_out: torch.Tensor) -> Any:
+        x, out, i0, alpha = ctx.saved_tensors
+        g_out = g_out.to(x.dtype).contiguous()
+        g_x, g_i0, g_alpha = torch.empty_like(x), torch.empty_like(i0), torch.empty_like(i0)
+        if x.is_cuda:
+            from brainlab.snn import fused_triton
+
+            fused_triton.synapse_backward(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha)
+        else:
+            g_, x_, o_, i0_, a, gx_, gi_, ga_ = map(_np, (g_out, x, out, i0, alpha, g_x, g_i0, g_alpha))
+            K.rows_in_parallel(len(x_), lambda lo, hi: K.synapse_backward(
+                g_[lo:hi], x_[lo:hi], o_[lo:hi], i0_[lo:hi], a, gx_[lo:hi], gi_[lo:hi], ga_[lo:hi]
+            ))
+        return g_x, g_i0, g_alpha.sum(0)
+
+
+@register_spiking_type
+class FusedNeuron(nn.Module):
+    """IAF / LIF layer `(batch, time, *features) -> spikes` with sinabs's semantics.
+
+    Like sinabs: `tau_mem` / `tau_syn` are trainable parameters (LIF input scaled by `1 - alpha`), state is
+    kept between calls until `reset_states()`, re-initialised when the feature shape changes and resampled
+    from the old rows when only the batch size changes. State is float32 (also under autocast); the spikes
+    come back in the input's dtype.
+    """
+
+    def __init__(self, spec: NeuronSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        self.cfg = kernel_config(spec)
+        self.tau_mem = nn.Parameter(torch.tensor(float(spec.tau_mem))) if spec.leaky else None
+        self.tau_syn = nn.Parameter(torch.tensor(float(spec.tau_syn))) if spec.tau_syn is not None else None
+        self.register_buffer("v_mem", torch.zeros(0))
+        self.register_buffer("i_syn", torch.zeros(0))
+
+    def extra_repr(self) -> str:
+        s = self.spec
+        return f"kind={s.kind}, spike_fn={s.spike_fn}, reset={s.reset}, threshold={s.spike_threshold}"
+
+    def reset_states(self) -> None:
+        """Zero the state (kept allocated, detached from any graph)."""
+        for name in ("v_mem", "i_syn"):
+            buf = getattr(self, name)
+            setattr(self, name, torch.zeros_like(buf.detach()))
+
+    def _prepare_state(self, batch: int, feats: int, device: torch.device) -> None:
+        shape = (batch, feats)
+        if self.v_mem.dim() != 2 or self.v_mem.shape[1] != feats or self.v_mem.device != device:
+            self.v_mem = torch.zeros(shape, device=device)
+            self.i_syn = torch.zeros(shape, device=device)
+        elif self.v_mem.shape[0] != batch:  # sinabs: resample old rows for a new batch size
+            idx = torch.randint(0, self.v_mem.shape[0], (batch,), device=device)
+            self.v_mem = self.v_mem.index_select(0, idx)
+            self.i_syn = self.i_syn.index_select(0, idx)
+
+    def _decay(self, tau: torch.Tensor | None, feats: int, device: torch.device) -> torch.Tensor:
+        if tau is None:
+            return torch.ones(feats, device=device)
+        return torch.exp(-1.0 / tau).float().expand(feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 3:
+            raise ValueError(f"{type(self).__name__} expects (batch, time, *features), got {tuple(x.shape)}")
+        batch, steps, *trailing = x.shape
+        feats = int(torch.Size(trailing).numel())
+        self._prepare_state(batch, feats, x.device)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            u = x.reshape(batch, steps, feats).float()
+            if self.tau_syn is not None:
+                u = SynapseFn.apply(u, self.i_syn, self._decay(self.tau_syn, feats, x.device))
+                self.i_syn = u[:, -1]
+            alpha = self._decay(self.tau_mem, feats, x.device)
+            if self.tau_mem is not None:  # LIF: sinabs's norm_input
+                u = (1 - torch.exp(-1.0 / self.tau_mem)) * u
+            spikes, self.v_mem = MembraneFn.apply(u, self.v_mem, alpha, self.cfg)
+        return spikes.reshape(x.shape).to(x.dtype)
+
+
+def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
+    """`backend=fused` factory: the same knobs as `backend=sinabs`."""
+    return FusedNeuron(parse_neuron("fused", {"kind": kind, **params}))

@@ -1,0 +1,126 @@
+"""backend=fused against the reference: spikes identical to sinabs, gradients equal to sinabs's surrogate
+gradients, sinabs's state semantics, and a training run through brainlab.train.run."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from brainlab.snn import fused, sinabs_backend
+from brainlab.snn.fused import MembraneFn, SynapseFn, kernel_config
+from brainlab.snn.spec import NeuronSpec
+from brainlab.train import run
+
+SETTINGS = [
+    dict(kind=kind, spike_fn=spike_fn, reset=reset, min_v_mem=min_v)
+    for kind, spike_fn, reset, min_v in itertools.product(
+        ("iaf", "lif"), ("multi", "single"), ("subtract", "zero"), (None, -0.5)
+    )
+] + [
+    dict(kind="lif", tau_syn=4.0),
+    dict(kind="iaf", tau_syn=3.0, spike_fn="single", reset="zero"),
+    dict(kind="lif", surrogate="heaviside", spike_threshold=0.6),
+    dict(kind="iaf", surrogate="gaussian", spike_threshold=1.3),
+    dict(kind="lif", surrogate="periodic_exponential", min_v_mem=-1.0),
+]
+
+
+def _params(setting: dict) -> dict:
+    params = {"spike_threshold": 0.8, **setting}
+    if params["kind"] == "lif":
+        params.setdefault("tau_mem", 6.0)
+    return params
+
+
+def _pair(setting: dict) -> tuple[nn.Module, nn.Module]:
+    params = _params(setting)
+    return sinabs_backend.neuron(**params), fused.neuron(**params)
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_spikes_identical_and_gradients_equal(setting: dict) -> None:
+    torch.manual_seed(0)
+    ref, ours = _pair(setting)
+    scale = 6.0 if setting["kind"] == "lif" else 1.5  # LIF scales its input by 1 - alpha
+    x_ref = (torch.randn(5, 40, 4, 2) * scale + 0.3).requires_grad_()
+    x_our = x_ref.detach().clone().requires_grad_()
+    out_ref, out_our = ref(x_ref), ours(x_our)
+    assert out_our.shape == x_ref.shape
+    assert torch.equal(out_ref, out_our), "forward spikes differ from sinabs"
+    assert out_ref.sum() > 0 and (out_ref == 0).any(), "the input must make some but not all neurons spike"
+    if setting.get("spike_fn", "multi") == "multi":
+        assert out_ref.max() >= 2, "MultiSpike should emit several spikes in one step somewhere"
+    # the loss also reads the carried state, so its gradient path is checked too
+    weight = torch.randn_like(out_ref)
+    ((out_ref * weight).sum() + ref.v_mem.square().sum()).backward()
+    ((out_our * weight).sum() + ours.v_mem.reshape(ref.v_mem.shape).square().sum()).backward()
+    torch.testing.assert_close(x_our.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    for name in ("tau_mem", "tau_syn"):
+        p_ref, p_our = getattr(ref, name, None), getattr(ours, name, None)
+        if isinstance(p_our, nn.Parameter):
+            torch.testing.assert_close(p_our.grad, p_ref.grad, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("setting", [SETTINGS[0], SETTINGS[9], SETTINGS[16]])
+def test_state_carries_over_and_resets_like_sinabs(setting: dict) -> None:
+    torch.manual_seed(1)
+    ref, ours = _pair(setting)
+    first, second = torch.randn(2, 15, 6) * 2, torch.randn(2, 10, 6) * 2
+    assert torch.equal(ref(first), ours(first))
+    assert torch.equal(ref(second), ours(second)), "the second call continues from the carried state"
+    assert torch.equal(ref.v_mem, ours.v_mem)
+    ref.reset_states()
+    ours.reset_states()
+    assert not ours.v_mem.any()
+    assert torch.equal(ref(second), ours(second)), "after reset_states a call starts from zero"
+    fresh = fused.neuron(**_params(setting))
+    ours.reset_states()
+    assert torch.equal(ours(second), fresh(second))
+    # a new feature shape re-initialises; a new batch size keeps the features (sinabs resamples rows)
+    assert ours(torch.randn(2, 5, 3)).shape == (2, 5, 3)
+    assert ours(torch.randn(4, 5, 3)).shape == (4, 5, 3) and ours.v_mem.shape == (4, 3)
+
+
+@pytest.mark.parametrize("min_v", [None, -0.3])
+def test_gradcheck_without_threshold(min_v: float | None) -> None:
+    """Where no threshold is involved (no spikes, zero reset), the analytic gradients are exact."""
+    torch.manual_seed(2)
+    u = torch.randn(2, 6, 3, dtype=torch.float64, requires_grad=True)
+    v0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    alpha = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    cfg = kernel_config(NeuronSpec(spike_threshold=1e6, reset="zero", min_v_mem=min_v))
+    assert torch.autograd.gradcheck(lambda a, b, c: MembraneFn.apply(a, b, c, cfg)[1], (u, v0, alpha))
+    assert torch.autograd.gradcheck(lambda a, b, c: SynapseFn.apply(a, b, c), (u, v0, alpha))
+
+
+def test_bf16_autocast_keeps_fp32_state_and_sinabs_spikes() -> None:
+    torch.manual_seed(3)
+    linear = nn.Linear(8, 6)
+    ref, ours = _pair(dict(kind="lif"))
+    x = torch.randn(2, 20, 8) * 3
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        current = linear(x)
+        out_ref, out_our = ref(current), ours(current)
+    assert current.dtype == torch.bfloat16 and out_our.dtype == torch.bfloat16
+    assert ours.v_mem.dtype == torch.float32
+    assert torch.equal(out_our.float(), out_ref.float())
+    out_our.float().sum().backward()
+    assert linear.weight.grad is not None and torch.isfinite(linear.weight.grad).all()
+
+
+# TINY plus enough data and steps to learn (chance is 0.25)
+LEARN = [
+    "trainer.max_epochs=12", "data.samples_per_class=40", "data.test_samples_per_class=10",
+    "model.scheduler.warmup_steps=2", "model.optimizer.lr=0.01", "model.net.hidden_dim=64",
+]
+
+
+def test_fused_backend_trains_the_default_run(make_cfg) -> None:
+    """`python train.py backend=fused` on the synthetic set (TINY): learns well above chance."""
+    cfg = make_cfg("backend=fused", *LEARN)
+    assert cfg.model.net.backend._target_ == "brainlab.snn.fused.neuron"
+    metrics = run(cfg)
+    assert metrics["test/acc"] >= 0.6, metrics
