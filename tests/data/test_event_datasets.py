@@ -121,6 +121,16 @@ def test_shd_validation_split_is_seeded_and_hashed(tmp_path: Path) -> None:
     assert hashes[0] == hashes[1] != hashes[2]
 
 
+def test_shd_validation_by_speaker_shares_no_speaker(tmp_path: Path) -> None:
+    root = make_shd(tmp_path / "shd")
+    dm = datamodule("shd", root, tmp_path, "data.val_by=speaker", "data.val_fraction=0.3")
+    dm.setup("fit")
+    speakers = np.asarray(dm.datasets["train"].dataset.speaker)
+    train_sp = set(speakers[dm.datasets["train"].indices].tolist())
+    val_sp = set(speakers[dm.datasets["val"].indices].tolist())
+    assert val_sp and train_sp and not train_sp & val_sp
+
+
 # per experiment: fixture sizes and a few time bins / small nets, so each run takes seconds on 2 cores
 EXPERIMENTS = {
     "ssc_snn": ("ssc", {"train": 16, "events": 600},
