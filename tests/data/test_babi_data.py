@@ -127,6 +127,13 @@ def test_missing_dataset_names_archive_and_folder(tmp_path: Path) -> None:
         datamodule(tmp_path, tasks=[1, 2]).setup()
 
 
+def test_download_never_overwrites_an_archive_already_there(tmp_path: Path) -> None:
+    (tmp_path / "tasks_1-20_v1-2.tar.gz").write_bytes(b"<html>not a tarball</html>")
+    with pytest.raises(DataError, match="exists but does not unpack .* never overwritten"):
+        datamodule(tmp_path, download=True).prepare_data()
+    assert (tmp_path / "tasks_1-20_v1-2.tar.gz").read_bytes() == b"<html>not a tarball</html>"
+
+
 def test_en_valid_layout_uses_its_own_validation_files(tmp_path: Path) -> None:
     folder = write_release(tmp_path, "en-valid", tasks=[1, 6], n_stories=20, n_test_stories=4)
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith("qa1_")) == [

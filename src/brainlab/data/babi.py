@@ -328,10 +328,25 @@ class BabiDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.download and not self.variant_dir.is_dir():
-            from tonic.download_utils import download_and_extract_archive
-
-            download_and_extract_archive(URL, download_root=str(self.root), filename=ARCHIVE)
+            self.fetch()
         self.locate()
+
+    def fetch(self) -> None:
+        """Download and unpack the release into `root` (tonic's downloader); one line on failure."""
+        from tonic.download_utils import download_and_extract_archive
+
+        archive = self.root / ARCHIVE
+        if archive.exists():
+            raise DataError(f"{archive} exists but does not unpack to {self.variant_dir}: check or remove it "
+                            f"(it is never overwritten), then unpack {ARCHIVE} into {self.root} by hand")
+        try:
+            download_and_extract_archive(URL, download_root=str(self.root), filename=ARCHIVE)
+        except Exception as exc:  # network errors, an HTML error page instead of a tar.gz, ...
+            raise DataError(f"downloading {URL} failed ({type(exc).__name__}: {exc}): fetch {ARCHIVE} by hand "
+                            f"and unpack it into {self.root}") from exc
+        if not self.variant_dir.is_dir():
+            raise DataError(f"{archive} (from {URL}) did not unpack to {self.variant_dir}: the download is "
+                            f"not the bAbI release; remove it and unpack {ARCHIVE} into {self.root} by hand")
 
     def locate(self) -> dict[int, dict[str, Path]]:
         """The files of every chosen task; a missing one is one line naming the archive and the folder."""
