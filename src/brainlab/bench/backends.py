@@ -1,0 +1,238 @@
+"""The backend speed grid: forward and forward+backward time per spiking backend, and speed-up over sinabs.
+
+    python -m brainlab.bench.backends                      # CPU grid (batch 128) + the blog model
+    python -m brainlab.bench.backends --device cuda        # adds exodus where sinabs-exodus is installed
+    python -m brainlab.bench.backends --steps 16 --widths 32 --batches 8 --repeats 1   # smoke size
+
+Each grid point is one `Linear(width, width) -> spiking layer` block on random input `(batch, T, width)`;
+the blog model is `100 -> 128 -> 128 -> 128 -> 35` with three spiking layers, T=250, batch 128. Backends:
+`floor` (ReLU in place of every spiking layer: the dense math alone), `sinabs`, `fused`, `fastsnn` (the
+single-spike layer, compared with sinabs as the paper compares with a standard SNN) and `exodus` (CUDA with
+sinabs-exodus only). Backends are timed in turns (round-robin) so a busy machine slows all alike; each
+number is the median over `--repeats`. Prints a table, writes `backends.json`, `backends_heatmap.png` and
+`backends_lines.png` into a new run folder under `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from brainlab.errors import ConfigError
+from brainlab.snn.factory import reset_states
+
+NEURON = {"kind": "iaf", "spike_threshold": 1.0}
+
+
+def factories(device: str) -> dict[str, Callable[[], nn.Module]]:
+    """Layer builders of the backends available on `device` (exodus only where it imports and runs)."""
+    from brainlab.snn import fastsnn, fused, sinabs_backend
+
+    out: dict[str, Callable[[], nn.Module]] = {
+        "floor": nn.ReLU,
+        "sinabs": lambda: sinabs_backend.neuron(**NEURON),
+        "fused": lambda: fused.neuron(**NEURON),
+        "fastsnn": lambda: fastsnn.neuron(kind="lif", tau_mem=10.0),
+    }
+    if device.startswith("cuda"):
+        from brainlab.snn import exodus_backend
+
+        try:
+            exodus_backend.load_layers()
+            out["exodus"] = lambda: exodus_backend.neuron(**NEURON)
+        except ConfigError as err:
+            print(f"[skip exodus] {err}")
+    return out
+
+
+def build(widths: list[int], layer: Callable[[], nn.Module]) -> nn.Sequential:
+    """Linear -> layer blocks through `widths`, a Linear readout for the last pair."""
+    mods: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        mods.append(nn.Linear(widths[i], widths[i + 1]))
+        if i < len(widths) - 2 or len(widths) == 2:
+            mods.append(layer())
+    return nn.Sequential(*mods)
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_once(net: nn.Module, x: torch.Tensor, device: str) -> tuple[float, float]:
+    """(forward seconds, forward+backward seconds) of one training step, states reset first."""
+    reset_states(net.modules())
+    net.zero_grad(set_to_none=True)
+    _sync(device)
+    start = time.perf_counter()
+    out = net(x)
+    _sync(device)
+    forward = time.perf_counter() - start
+    out.sum(dim=1).square().mean().backward()
+    _sync(device)
+    return forward, time.perf_counter() - start
+
+
+def measure(
+    widths: list[int], steps: int, batch: int, builders: dict[str, Callable[[], nn.Module]], device: str,
+    repeats: int,
+) -> dict[str, dict[str, float]]:
+    """Median forward / total time per backend, timed round-robin after one warm-up step each."""
+    torch.manual_seed(0)
+    x = (torch.rand(batch, steps, widths[0], device=device) < 0.2).float() * 2.0
+    nets = {name: build(widths, make).to(device) for name, make in builders.items()}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in nets}
+    for net in nets.values():
+        time_once(net, x, device)  # warm-up: kernel compile / cache load, allocator
+    for _ in range(repeats):
+        for name, net in nets.items():
+            times[name].append(time_once(net, x, device))
+    return {
+        name: {
+            "forward_s": statistics.median(t[0] for t in ts),
+            "total_s": statistics.median(t[1] for t in ts),
+        }
+        for name, ts in times.items()
+    }
+
+
+def with_ratios(result: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Add speed-ups over sinabs and the ratio to the ReLU floor (total time)."""
+    ref, floor = result.get("sinabs"), result.get("floor")
+    for row in result.values():
+        if ref:
+            row["speedup_forward"] = ref["forward_s"] / row["forward_s"]
+            row["speedup_total"] = ref["total_s"] / row["total_s"]
+        if floor:
+            row["x_floor_total"] = row["total_s"] / floor["total_s"]
+    return result
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        f"{'case':<22}{'backend':<9}{'fwd ms':>10}{'fwd+bwd ms':>12}{'x sinabs fwd':>14}{'x sinabs tot':>14}"
+        f"{'/floor':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['case']:<22}{r['backend']:<9}{1e3 * r['forward_s']:>10.1f}{1e3 * r['total_s']:>12.1f}"
+            f"{r.get('speedup_forward', float('nan')):>14.2f}{r.get('speedup_total', float('nan')):>14.2f}"
+            f"{r.get('x_floor_total', float('nan')):>8.2f}"
+        )
+
+
+def plot(rows: list[dict[str, Any]], out: Path, batch: int) -> list[Path]:
+    """Heatmap of fused's total speed-up over width x T, and speed-up vs T lines per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = [r for r in rows if r["case"].startswith("grid") and r["batch"] == batch]
+    steps = sorted({r["steps"] for r in grid})
+    widths = sorted({r["width"] for r in grid})
+    backends = [b for b in ("fused", "fastsnn", "exodus", "floor") if any(r["backend"] == b for r in grid)]
+    paths = []
+    fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.6), squeeze=False)
+    for ax, backend in zip(axes[0], backends, strict=True):
+        cell = {(r["width"], r["steps"]): r.get("speedup_total", float("nan")) for r in grid if r["backend"] == backend}
+        data = [[cell.get((w, t), float("nan")) for t in steps] for w in widths]
+        im = ax.imshow(data, origin="lower", cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(steps)), [str(t) for t in steps])
+        ax.set_yticks(range(len(widths)), [str(w) for w in widths])
+        for i, row in enumerate(data):
+            for j, v in enumerate(row):
+                ax.text(j, i, f"{v:.1f}x", ha="center", va="center", color="w", fontsize=8)
+        ax.set(xlabel="time steps T", ylabel="layer width", title=f"{backend}: speed-up over sinabs")
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    paths.append(out / "backends_heatmap.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for backend in backends:
+        for w in widths:
+            mine = [r for r in grid if r["backend"] == backend and r["width"] == w]
+            pts = sorted((r["steps"], r.get("speedup_total")) for r in mine)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{backend} n={w}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="time steps T", ylabel="fwd+bwd speed-up over sinabs",
+           title=f"batch {batch}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "backends_lines.png")
+    fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def run(
+    steps: list[int], widths: list[int], batches: list[int], repeats: int, device: str, out_root: Path,
+    blog: bool = True, backends: list[str] | None = None,
+) -> dict[str, Any]:
+    """Time the grid (and the blog model); write JSON + PNGs into a new folder; return the record."""
+    builders = factories(device)
+    if backends:
+        missing = sorted(set(backends) - set(builders))
+        if missing:
+            raise ConfigError(f"--backends {missing} not available on {device}; available: {sorted(builders)}")
+        builders = {k: v for k, v in builders.items() if k in backends or k in ("floor", "sinabs")}
+    rows: list[dict[str, Any]] = []
+    cases = [("grid", [w, w], t, b) for b in batches for w in widths for t in steps]
+    if blog:
+        cases.append(("blog 100-128x3-35", [100, 128, 128, 128, 35], 250, 128))
+    for name, layer_widths, t, b in cases:
+        result = with_ratios(measure(layer_widths, t, b, builders, device, repeats))
+        case = f"grid n={layer_widths[0]} T={t} B={b}" if name == "grid" else name
+        for backend, r in result.items():
+            rows.append({"case": case, "backend": backend, "width": layer_widths[0], "steps": t, "batch": b, **r})
+        print_table([r for r in rows if r["case"] == case])
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = out_root / f"backends-{stamp}"
+    out.mkdir(parents=True, exist_ok=False)
+    record = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "device": device,
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "repeats": repeats,
+        "rows": rows,
+    }
+    has_grid = any(r["case"].startswith("grid") for r in rows)
+    record["pngs"] = [str(p) for p in plot(rows, out, batches[0])] if has_grid else []
+    record["out"] = str(out)
+    (out / "backends.json").write_text(json.dumps(record, indent=2))
+    print("\nall rows:")
+    print_table(rows)
+    print(f"\nwrote {out / 'backends.json'} and {', '.join(record['pngs'])}")
+    return record
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m brainlab.bench.backends", description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[32, 128, 250])
+    parser.add_argument("--widths", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--batches", type=int, nargs="+", default=[128])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--backends", nargs="+", default=None, help="subset (floor and sinabs always run)")
+    parser.add_argument("--no-blog", dest="blog", action="store_false", help="skip the blog model")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
+    args = parser.parse_args(argv)
+    return run(args.steps, args.widths, args.batches, args.repeats, args.device, args.out, args.blog, args.backends)
+
+
+if __name__ == "__main__":
+    main()

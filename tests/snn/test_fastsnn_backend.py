@@ -1,0 +1,94 @@
+"""backend=fastsnn against a plain step-by-step reference of its own equations (it is not sinabs's neuron)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from brainlab.errors import ConfigError
+from brainlab.snn import fastsnn
+from brainlab.snn.fastsnn import FastSigmoidStep
+from brainlab.train import run
+
+
+def reference(current: torch.Tensor, beta: float, thr: float, scale: float) -> torch.Tensor:
+    """One step at a time: leaky integration without reset, spike at the first crossing only."""
+    batch, steps, feats = current.shape
+    v = torch.zeros(batch, feats, dtype=current.dtype)
+    count = torch.zeros(batch, feats, dtype=current.dtype)
+    out = []
+    for t in range(steps):
+        v = beta * v + current[:, t]
+        z = FastSigmoidStep.apply(v - thr, scale)
+        out.append(z * (count == 0).to(z.dtype))
+        count = count + z.detach()
+    return torch.stack(out, dim=1)
+
+
+@pytest.mark.parametrize(("kind", "tau"), [("lif", 10.0), ("lif", 3.0), ("iaf", 10.0)])
+def test_matches_step_by_step_reference(kind: str, tau: float) -> None:
+    torch.manual_seed(0)
+    layer = fastsnn.neuron(kind=kind, tau_mem=tau, spike_threshold=1.0, surrogate_scale=5.0)
+    beta = 1.0 if kind == "iaf" else math.exp(-1.0 / tau)
+    x = (torch.randn(4, 30, 7, dtype=torch.float64) * 0.6 + 0.1).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    out, out_ref = layer(x), reference(x_ref, beta, 1.0, 5.0)
+    assert torch.equal(out, out_ref)
+    assert out.sum(dim=1).max() == 1, "at most one spike per neuron"
+    assert 0 < out.sum() < out[:, 0].numel(), "some neurons spike, some stay silent"
+    weight = torch.randn_like(out)
+    (out * weight).sum().backward()
+    (out_ref * weight).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-9, atol=1e-12)
+    assert x.grad.abs().sum() > 0
+
+
+def test_gradcheck_of_the_causal_filter() -> None:
+    """The threshold-free part (the membrane filter) has exact gradients."""
+    current = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)
+    v0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda c, v: fastsnn.causal_filter(c, 0.8, v), (current, v0))
+
+
+def test_state_carries_over_between_calls_and_resets() -> None:
+    torch.manual_seed(1)
+    layer = fastsnn.neuron(kind="lif", tau_mem=8.0)
+    x = torch.randn(3, 40, 5) * 0.5 + 0.15
+    whole = layer(x)
+    layer.reset_states()
+    chunks = torch.cat([layer(x[:, :17]), layer(x[:, 17:])], dim=1)
+    assert torch.equal(chunks, whole), "a sequence split in two calls spikes like one call"
+    assert whole.sum() > 0
+    layer.reset_states()
+    assert not layer.spiked.any() and not layer.v_mem.any()
+    assert torch.equal(layer(x), whole)
+
+
+def test_fewer_spikes_than_multi_spike_neuron_and_bf16() -> None:
+    torch.manual_seed(2)
+    linear = torch.nn.Linear(6, 5)
+    layer = fastsnn.neuron(kind="lif", tau_mem=10.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(linear(torch.randn(2, 25, 6) * 4))
+    assert out.dtype == torch.bfloat16 and layer.v_mem.dtype == torch.float32
+    assert out.float().sum(dim=1).max() <= 1
+
+
+def test_refuses_knobs_of_other_neurons() -> None:
+    with pytest.raises(ConfigError, match=r"unknown keys \['reset'\] for backend=fastsnn"):
+        fastsnn.neuron(kind="lif", reset="zero")
+    with pytest.raises(ConfigError, match="model.net.neuron.tau_mem must be > 0"):
+        fastsnn.neuron(kind="lif", tau_mem=0)
+
+
+def test_fastsnn_backend_trains_the_default_run(make_cfg) -> None:
+    """`python train.py backend=fastsnn` on the synthetic set (TINY): learns well above chance (0.25)."""
+    cfg = make_cfg(
+        "backend=fastsnn", "trainer.max_epochs=12", "data.samples_per_class=40", "data.test_samples_per_class=10",
+        "model.scheduler.warmup_steps=2", "model.optimizer.lr=0.01", "model.net.hidden_dim=64",
+    )
+    metrics = run(cfg)
+    assert metrics["test/acc"] >= 0.6, metrics
+    assert metrics["test/rate/mean"] <= 1.0 / 20, "single spike per neuron over 20 bins at most"
