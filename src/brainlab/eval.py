@@ -22,16 +22,18 @@ OWN_KEYS = ("paths", "task_name", "train", "test", "ckpt_path")
 
 
 def find_run_config(ckpt_path: str | Path) -> Path:
-    """The `.hydra/config.yaml` of the run that wrote `ckpt_path` (searched upwards from the file)."""
+    """The saved config of the run that wrote `ckpt_path` (searched upwards from the file):
+    Hydra's `.hydra/config.yaml`, else brainlab's `record/config.unresolved.yaml`."""
     ckpt = Path(ckpt_path)
     if not ckpt.is_file():
         raise ConfigError(f"ckpt_path={ckpt} is not a file: point it at a .ckpt of an earlier run")
     for folder in list(ckpt.resolve().parents)[:4]:
-        candidate = folder / ".hydra" / "config.yaml"
-        if candidate.is_file():
-            return candidate
+        hydra_saved, record_saved = folder / ".hydra" / "config.yaml", folder / "record" / "config.unresolved.yaml"
+        for candidate in (hydra_saved, record_saved):
+            if candidate.is_file():
+                return candidate
     raise ConfigError(
-        f"no .hydra/config.yaml found above ckpt_path={ckpt}: eval.py needs the run dir the checkpoint was "
+        f"no .hydra/config.yaml or record/config.unresolved.yaml found above ckpt_path={ckpt}: eval.py needs the run dir the checkpoint was "
         "written in (or pass the full config with train.py train=false ckpt_path=...)"
     )
 

@@ -104,15 +104,25 @@ class Phase(pl.LightningModule):
                     found[f"{name}.{buffer_name}"] = buffer
         return found
 
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Weights without neuron states: checkpoints never depend on the last batch's size."""
+        state = super().state_dict(*args, **kwargs)
+        prefix = kwargs.get("prefix", args[1] if len(args) > 1 else "")
+        for key in self.neuron_state_buffers():
+            state.pop(prefix + key, None)
+        return state
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load weights; neuron states keep their current (reset) values, also from older checkpoints."""
+        state = dict(state_dict)
+        for key, buffer in self.neuron_state_buffers().items():
+            state[key] = buffer.detach().clone()
+        return super().load_state_dict(state, strict=strict, assign=assign)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the RNG states, so a resumed run draws the same shuffles as an uninterrupted one.
 
-        Neuron states are saved empty: a checkpoint never depends on the last batch's size.
         """
-        state_dict = checkpoint.get("state_dict", {})
-        for key in self.neuron_state_buffers():
-            if key in state_dict:
-                state_dict[key] = torch.zeros(0)
         checkpoint["rng_states"] = {
             "torch": torch.get_rng_state(),
             "numpy": numpy_state_to_tensors(),
@@ -121,10 +131,6 @@ class Phase(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state_dict = checkpoint.get("state_dict", {})
-        for key, buffer in self.neuron_state_buffers().items():
-            if key in state_dict:
-                state_dict[key] = buffer.detach().clone()
         states = checkpoint.get("rng_states")
         if not states:
             return

@@ -41,6 +41,8 @@ def write_record(cfg: DictConfig, output_dir: Path, seed: int) -> Path:
     record = output_dir / "record"
     record.mkdir(parents=True, exist_ok=True)
     (record / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    # with its interpolations, so that eval.py can re-point paths.output_dir at a new run dir
+    (record / "config.unresolved.yaml").write_text(OmegaConf.to_yaml(cfg))
     (record / "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
     info = {
         "seed": seed,
