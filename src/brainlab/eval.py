@@ -33,8 +33,8 @@ def find_run_config(ckpt_path: str | Path) -> Path:
             if candidate.is_file():
                 return candidate
     raise ConfigError(
-        f"no .hydra/config.yaml or record/config.unresolved.yaml found above ckpt_path={ckpt}: eval.py needs the run dir the checkpoint was "
-        "written in (or pass the full config with train.py train=false ckpt_path=...)"
+        f"no .hydra/config.yaml or record/config.unresolved.yaml found above ckpt_path={ckpt}: eval.py needs "
+        "the run dir the checkpoint was written in (or pass the full config with train.py train=false ckpt_path=...)"
     )
 
 
