@@ -57,6 +57,8 @@ def test_supporting_id_of_a_question_line_is_left_out_not_fatal() -> None:
 def test_tokenizer_drops_sentence_punctuation_and_lowercases() -> None:
     assert tokenize("Where is Mary? ") == ("where", "is", "mary")
     assert tokenize("Mary went to the kitchen.") == ("mary", "went", "to", "the", "kitchen")
+    assert tokenize("मैरी घर गई।") == (  # the hn variants' full stop
+        "मैरी", "घर", "गई")
 
 
 @pytest.mark.parametrize(
