@@ -62,7 +62,8 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 class TargetTable(pl.Callback):
     """After `trainer.test`, compares the run's metric with its target row and writes the table.
 
-    A row is `not measured` unless the whole published test set was used: a datamodule reporting
+    A phase may list extra report files it writes into the run dir (`report_files`, e.g. a per-task table);
+    targets.md links them. A row is `not measured` unless the whole published test set was used: a datamodule reporting
     `is_full_dataset = False` (fixtures, partial copies) or `limit_test_batches` below 1.0 says so.
     """
 
@@ -93,7 +94,9 @@ class TargetTable(pl.Callback):
         self.rows = build_table(self.table, self.target, metrics, measured, reason)
         if trainer.is_global_zero:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "targets.md").write_text(to_markdown(self.rows))
+            extra = [f for f in getattr(pl_module, "report_files", []) if (self.output_dir / f).is_file()]
+            details = "\nDetails: " + ", ".join(f"[{f}]({f})" for f in extra) + "\n" if extra else ""
+            (self.output_dir / "targets.md").write_text(to_markdown(self.rows) + details)
             (self.output_dir / "targets.json").write_text(json.dumps(self.rows, indent=2))
         own = next((r for r in self.rows if r["id"] == self.target), None)
         if own is not None and own["gap"] is not None:

@@ -123,6 +123,9 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], threshold: float, note: st
 class ReasoningPhase(Phase):
     """Question answering with a memory network, per-task accuracy, and supporting-fact supervision."""
 
+    #: written into the run dir at test time; targets.md links it
+    report_files = ["babi_tasks.md"]
+
     def __init__(
         self,
         supervision: Mapping[str, Any] | None = None,
