@@ -131,18 +131,20 @@ def test_shd_validation_by_speaker_shares_no_speaker(tmp_path: Path) -> None:
     assert val_sp and train_sp and not train_sp & val_sp
 
 
-# per experiment: fixture sizes and a few time bins / small nets, so each run takes seconds on 2 cores
+# per experiment: fixture sizes and a few time bins / small nets, so each run takes seconds on 2 cores;
+# each run uses another cache strategy, so every strategy also trains end to end (gpu: its CPU path)
 EXPERIMENTS = {
     "ssc_snn": ("ssc", {"train": 16, "events": 600},
-                ["data.transform.transforms.2.time_window=100000", "data.n_time_bins=10"]),
+                ["data.transform.transforms.2.time_window=100000", "data.n_time_bins=10", "cache=memory"]),
     "shd_snn": ("shd", {"train": 16, "events": 600},
-                ["data.transform.transforms.1.time_window=100000", "data.n_time_bins=10"]),
+                ["data.transform.transforms.1.time_window=100000", "data.n_time_bins=10", "cache=gpu",
+                 "cache.device=cpu"]),
     "nmnist_snn": ("nmnist", {"train": 16},
-                   ["data.transform.transforms.0.time_window=30000", "data.n_time_bins=10"]),
+                   ["data.transform.transforms.0.time_window=30000", "data.n_time_bins=10", "cache=disk"]),
     "dvs_gesture_snn": ("dvs_gesture", {"users": 4},
                         ["data.transform.transforms.1.time_window=600000", "data.n_time_bins=5",
                          "data.spatial_factor=0.125", "data.frame_size=16", "model.net.channels=[4]",
-                         "model.net.input_pool=1"]),
+                         "model.net.input_pool=1", "cache=none"]),
 }
 
 
@@ -154,7 +156,7 @@ def test_experiment_learns_above_chance_on_fixtures(experiment: str, tmp_path: P
         f"experiment={experiment}", f"data.root={root}", "data.num_classes=4", "data.batch_size=8",
         "data.val_fraction=0.2", *small, "model.net.hidden_dim=16", "model.optimizer.lr=1e-2",
         "trainer.max_epochs=4", "callbacks.progress_bar=null", "trainer.enable_model_summary=false",
-        "cache=memory", "seed=0",
+        f"paths.data_dir={tmp_path}", "seed=0",
     ])
     metrics = run(cfg)
     assert metrics["test/acc"] > 0.6, f"{experiment}: chance is 0.25, got {metrics['test/acc']}"
