@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
 
 from brainlab.errors import ConfigError
 
@@ -88,16 +89,31 @@ class TargetTable(pl.Callback):
             return False, "test set limited"
         return True, ""
 
+    def details(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
+        """The report files the phase and the other callbacks wrote (`report_files`), inlined."""
+        names = [*getattr(pl_module, "report_files", [])]
+        for callback in trainer.callbacks:
+            names += [n for n in getattr(callback, "report_files", []) if n not in names]
+        parts = [f"\n### {n}\n\n{(self.output_dir / n).read_text()}" for n in names if (self.output_dir / n).is_file()]
+        return "".join(parts)
+
+    def log_table(self, trainer: pl.Trainer) -> None:
+        """The table as a W&B Table (for W&B loggers)."""
+        columns = ["id", "phase", "metric", "target", "achieved", "status", "source"]
+        data = [[r[c] if c != "achieved" or r[c] is not None else float("nan") for c in columns] for r in self.rows]
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                logger.log_table(key="targets", columns=columns, data=data)
+
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         measured, reason = self.measured(trainer)
         self.rows = build_table(self.table, self.target, metrics, measured, reason)
         if trainer.is_global_zero:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            extra = [f for f in getattr(pl_module, "report_files", []) if (self.output_dir / f).is_file()]
-            details = "\nDetails: " + ", ".join(f"[{f}]({f})" for f in extra) + "\n" if extra else ""
-            (self.output_dir / "targets.md").write_text(to_markdown(self.rows) + details)
+            (self.output_dir / "targets.md").write_text(to_markdown(self.rows) + self.details(trainer, pl_module))
             (self.output_dir / "targets.json").write_text(json.dumps(self.rows, indent=2))
+        self.log_table(trainer)
         own = next((r for r in self.rows if r["id"] == self.target), None)
         if own is not None and own["gap"] is not None:
             for logger in trainer.loggers:
