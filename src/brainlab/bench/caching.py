@@ -1,6 +1,6 @@
 """The blog's table reproduced: epoch time per cache strategy x backend on an SSC-shaped synthetic set.
 
-    python -m brainlab.bench.caching                       # small CPU default (1,024 samples)
+    python -m brainlab.bench.caching                       # small CPU default (512 samples)
     python -m brainlab.bench.caching --samples 75466       # the blog's full SSC training-set scale
 
 Writes an SSC-format HDF5 file (`SSC/ssc_train.h5`, read by tonic's SSC class), takes the transform from
@@ -222,7 +222,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", type=int, default=1024, help="training samples (SSC has 75466)")
+    p.add_argument("--samples", type=int, default=512, help="training samples (SSC has 75466)")
     p.add_argument("--events", type=int, default=4000, help="mean events per sample")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers (the blog used 4)")
