@@ -182,7 +182,7 @@ def plot(rows: list[dict[str, Any]], out: Path, batch: int) -> list[Path]:
 
 def run(
     steps: list[int], widths: list[int], batches: list[int], repeats: int, device: str, out_root: Path,
-    blog: bool = True, backends: list[str] | None = None,
+    blog: bool = True, backends: list[str] | None = None, grid: bool = True,
 ) -> dict[str, Any]:
     """Time the grid (and the blog model); write JSON + PNGs into a new folder; return the record."""
     builders = factories(device)
@@ -192,7 +192,7 @@ def run(
             raise ConfigError(f"--backends {missing} not available on {device}; available: {sorted(builders)}")
         builders = {k: v for k, v in builders.items() if k in backends or k in ("floor", "sinabs")}
     rows: list[dict[str, Any]] = []
-    cases = [("grid", [w, w], t, b) for b in batches for w in widths for t in steps]
+    cases = [("grid", [w, w], t, b) for b in batches for w in widths for t in steps] if grid else []
     if blog:
         cases.append(("blog 100-128x3-35", [100, 128, 128, 128, 35], 250, 128))
     for name, layer_widths, t, b in cases:
@@ -229,9 +229,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--backends", nargs="+", default=None, help="subset (floor and sinabs always run)")
     parser.add_argument("--no-blog", dest="blog", action="store_false", help="skip the blog model")
+    parser.add_argument("--no-grid", dest="grid", action="store_false", help="only the blog model")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
     args = parser.parse_args(argv)
-    return run(args.steps, args.widths, args.batches, args.repeats, args.device, args.out, args.blog, args.backends)
+    return run(args.steps, args.widths, args.batches, args.repeats, args.device, args.out, args.blog, args.backends,
+               args.grid)
 
 
 if __name__ == "__main__":

@@ -92,7 +92,9 @@ class MembraneFn(torch.autograd.Function):
         cfg: KernelConfig = ctx.cfg
         g_spikes, g_last = g_spikes.to(vpre.dtype).contiguous(), g_last.to(vpre.dtype).contiguous()
         need_alpha = bool(ctx.needs_input_grad[2])
-        g_u = surrogate_into(cfg, vpre)  # the kernel overwrites it with the input gradient
+        inline = not vpre.is_cuda and isinstance(cfg.surrogate, sa.SingleExponential)
+        # the surrogate at every step, overwritten by the kernel with the input gradient (CPU: computed inline)
+        g_u = torch.empty_like(vpre) if inline else surrogate_into(cfg, vpre)
         g_v0, g_alpha = torch.empty_like(v0), torch.empty_like(v0)
         if vpre.is_cuda:
             from brainlab.snn import fused_triton
@@ -100,10 +102,13 @@ class MembraneFn(torch.autograd.Function):
             fused_triton.membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0, g_alpha)
         else:
             a, thr, min_v = _np(alpha), _f32(cfg.thr), _f32(cfg.min_v)
+            width = cfg.thr * getattr(cfg.surrogate, "grad_width", 1.0)
+            exp_scale, exp_rate = _f32(getattr(cfg.surrogate, "grad_scale", 1.0) / width), _f32(-1.0 / width)
             gs_, gl_, p_, v0_, gu_, gv0_, ga_ = map(_np, (g_spikes, g_last, vpre, v0, g_u, g_v0, g_alpha))
             K.rows_in_parallel(len(p_), lambda lo, hi: K.membrane_backward(
                 gs_[lo:hi], gl_[lo:hi], p_[lo:hi], gu_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode,
-                cfg.reset_mode, cfg.has_min, min_v, need_alpha, gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
+                cfg.reset_mode, cfg.has_min, min_v, inline, exp_scale, exp_rate, need_alpha,
+                gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
             ))
         return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None
 

@@ -71,9 +71,18 @@ def _after_spike(v, s, thr, reset_mode, has_min, min_v):  # noqa: ANN001, ANN202
 def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, spikes, vpre, v_out):  # noqa: ANN001
     """Run the state loop; writes spikes, pre-reset potentials and the final state."""
     batch, steps, feats = u.shape
+    plain = spike_mode == SPIKE_MULTI and reset_mode == RESET_SUBTRACT and not has_min
     for b in range(batch):
         v = v0[b].copy()
         for t in range(steps):
+            if plain:  # the default neuron, written branch-free so it vectorises
+                for n in range(feats):
+                    x = alpha[n] * v[n] + u[b, t, n]
+                    vpre[b, t, n] = x
+                    s = np.trunc(x / thr) if x > _ZERO else _ZERO
+                    spikes[b, t, n] = s
+                    v[n] = x - s * thr
+                continue
             for n in range(feats):
                 x = alpha[n] * v[n] + u[b, t, n]
                 vpre[b, t, n] = x
@@ -86,12 +95,13 @@ def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, 
 @nb.njit(cache=True, nogil=True)
 def membrane_backward(  # noqa: ANN201
     g_spikes, g_vout, vpre, surrogate, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v,
-    need_alpha, g_u, g_v0, g_alpha,
+    exp_inline, exp_scale, exp_rate, need_alpha, g_u, g_v0, g_alpha,
 ):  # noqa: ANN001
     """One reverse-time pass: gradients of input current, initial state and (per batch row) decay.
 
     `surrogate` holds d spike / d v at each pre-reset potential (vectorised by torch, see fused.py); it may
-    be the same array as `g_u` (each element is read before it is overwritten).
+    be the same array as `g_u` (each element is read before it is overwritten). With `exp_inline` it is
+    not read: sinabs's SingleExponential `exp_scale * exp(exp_rate * |v - thr|)` is computed in place.
     """
     batch, steps, feats = vpre.shape
     plain = reset_mode == RESET_SUBTRACT and not has_min  # no spike recomputation needed
@@ -99,7 +109,14 @@ def membrane_backward(  # noqa: ANN201
         g_post = g_vout[b].copy()
         g_a = np.zeros_like(v0[b])
         for t in range(steps - 1, -1, -1):
-            if plain:
+            if plain and exp_inline:
+                for n in range(feats):
+                    g = g_post[n]
+                    sg = exp_scale * np.exp(np.abs(vpre[b, t, n] - thr) * exp_rate)
+                    gx = g + (g_spikes[b, t, n] - thr * g) * sg
+                    g_u[b, t, n] = gx
+                    g_post[n] = alpha[n] * gx
+            elif plain:
                 for n in range(feats):
                     g = g_post[n]
                     gx = g + (g_spikes[b, t, n] - thr * g) * surrogate[b, t, n]
@@ -114,7 +131,10 @@ def membrane_backward(  # noqa: ANN201
                         _, free = _after_spike(x, s, thr, reset_mode, has_min, min_v)
                         if not free:
                             g = _ZERO
-                    sg = surrogate[b, t, n]
+                    if exp_inline:
+                        sg = exp_scale * np.exp(np.abs(x - thr) * exp_rate)
+                    else:
+                        sg = surrogate[b, t, n]
                     if reset_mode == RESET_SUBTRACT:
                         gx = g + (g_spikes[b, t, n] - thr * g) * sg
                     else:
