@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import nir
+import numpy as np
 import sinabs
 import torch
 from hydra.utils import instantiate
@@ -86,13 +87,25 @@ def export_nir(ckpt_path: str | Path, output: str | Path | None = None) -> Path:
         if hasattr(module, "reset_states"):
             module.reset_states()
     sample = torch.zeros(1, steps, math.prod(shape))
-    graph = sinabs.to_nir(model, sample)
+    graph = with_1d_parameters(sinabs.to_nir(model, sample))
     target = Path(output) if output else Path(ckpt_path).with_suffix(".nir")
     if target.exists():
         raise ConfigError(f"{target} already exists; nothing was overwritten: pass output=<new file>")
     target.parent.mkdir(parents=True, exist_ok=True)
     nir.write(str(target), graph)
     return target
+
+
+def with_1d_parameters(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """Neuron parameters as 1-D arrays: sinabs's NIR import cannot read scalar LIF parameters back."""
+    for node in graph.nodes.values():
+        if isinstance(node, nir.LIF | nir.CubaLIF | nir.IF):
+            for key, value in vars(node).items():
+                if isinstance(value, torch.Tensor):
+                    value = value.detach().cpu().numpy()
+                if isinstance(value, np.ndarray | np.generic | float):
+                    setattr(node, key, np.atleast_1d(np.asarray(value, dtype=np.float32)))
+    return graph
 
 
 def parse_args(argv: list[str]) -> dict[str, str]:

@@ -123,3 +123,25 @@ def test_nir_round_trip_gives_the_same_spikes(trained_run: Path, tmp_path: Path)
 def test_export_cli_refuses_bad_arguments(capsys) -> None:
     assert main(["format=onnx", "ckpt_path=x.ckpt"]) == 2
     assert "format='onnx' is not supported" in capsys.readouterr().err
+
+
+def test_fused_backend_exports_to_the_same_spikes(tmp_path: Path) -> None:
+    # IAF: sinabs's NIR import of LIF ignores the input scaling (`r` / norm_input), so LIF is not exact there
+    cfg = compose_cfg(tmp_path / "fused", [*TINY, "backend=fused", "trainer.limit_train_batches=2"])
+    run(cfg)
+    ckpt = tmp_path / "fused" / "checkpoints" / "last.ckpt"
+    imported = sinabs.from_nir(nir.read(str(export_nir(ckpt))), batch_size=2)
+    phase, shape, steps = load_phase(ckpt)
+    x = (torch.rand(2, steps, *shape) < 0.2).float()
+    phase.reset_states()
+    expected = phase(x)
+    got = imported(x.flatten(start_dim=2).reshape(2 * steps, -1))
+    got = got[0] if isinstance(got, tuple) else got
+    torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fastsnn_layers_have_no_nir_equivalent(tmp_path: Path) -> None:
+    cfg = compose_cfg(tmp_path / "fast", [*TINY, "backend=fastsnn", "trainer.limit_train_batches=1", "test=false"])
+    run(cfg)
+    with pytest.raises(ConfigError, match="no sinabs/NIR equivalent"):
+        export_nir(tmp_path / "fast" / "checkpoints" / "last.ckpt")
