@@ -79,6 +79,7 @@ class ModalityEncoder(nn.Module):
             h = h + sinusoid(h.shape[1], h.shape[2], h.device)
             h = self.body(h, src_key_padding_mask=~mask)
         else:
+            h = h * mask.unsqueeze(-1)  # padding stays zero: the convolution sees the sequence's own ends
             for conv in self.body:
                 h = h + self.dropout(torch.nn.functional.gelu(conv(h.transpose(1, 2)).transpose(1, 2)))
                 h = h * mask.unsqueeze(-1)

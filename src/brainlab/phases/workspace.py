@@ -137,9 +137,9 @@ class WorkspacePhase(Phase):
             return {}
         values = {f"{stage}/{n}": v for n, v in self.metrics[key].compute().items()}
         self.metrics[key].reset()
-        counts = self.wins[key].compute()
-        total = float(counts.sum())
-        if total:
+        counts = self.wins[key].compute() if self.wins[key].update_count else None
+        total = float(counts.sum()) if counts is not None else 0.0
+        if counts is not None and total:
             values.update({f"{stage}/win/{m}": float(counts[:, i].sum()) / total
                            for i, m in enumerate(self.modalities)})
             if stage == "test":
