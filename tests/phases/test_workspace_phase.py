@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -94,6 +95,13 @@ def test_workspace_shapes_capacity_and_modality_subsets() -> None:
     assert score.shape == (3,) and info["write"] is None
 
 
+def test_an_empty_modality_sequence_gives_a_finite_score() -> None:
+    net = WorkspaceNet(input_dims=DIMS, hidden_dim=16, workspace_dim=8).eval()
+    batch = batch_of(b=2)
+    batch["vision_mask"][1] = False
+    assert torch.isfinite(net(batch)[0]).all()
+
+
 def test_padding_does_not_change_the_score() -> None:
     torch.manual_seed(0)
     for encoder in ("transformer", "conv"):
@@ -140,6 +148,9 @@ def test_short_run_learns_the_informative_modality_and_routes_the_workspace_to_i
     assert "not MOSEI results" in wins and (out / "media" / "workspace_wins.png").stat().st_size > 0
     overall = wins.strip().splitlines()[-1].split("|")
     assert float(overall[5]) == pytest.approx(metrics["test/win/vision"], abs=1e-3)
+    rows = [r for p in out.rglob("metrics.csv") for r in csv.DictReader(p.open())]
+    cleaned = [r["data/nonfinite_cleaned/audio"] for r in rows if r.get("data/nonfinite_cleaned/audio")]
+    assert [float(v) for v in cleaned] == [3.0], "the 3 planted -inf/NaN audio values are on record"
     # the checkpoint alone rebuilds the model (feature sizes travel in its hyperparameters)
     loaded = WorkspacePhase.load_from_checkpoint(out / "checkpoints" / "last.ckpt").eval()
     assert loaded.net.input_dims == DIMS and loaded.net.modalities == ("text", "audio", "vision")

@@ -75,6 +75,7 @@ class ModalityEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.proj(x)
+        mask = mask | ~mask.any(1, keepdim=True)  # an empty sequence is read as its (zero) padding, not NaN
         if self.kind == "transformer":
             h = h + sinusoid(h.shape[1], h.shape[2], h.device)
             h = self.body(h, src_key_padding_mask=~mask)
@@ -215,6 +216,7 @@ class WorkspaceNet(nn.Module):
             x = batch[mod]
             mask = batch.get(f"{mod}_mask")
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if mask is None else mask
+            mask = mask | ~mask.any(1, keepdim=True)
             tok, summary = self.encoders[mod](x, mask)
             tokens.append(tok)
             masks.append(mask)

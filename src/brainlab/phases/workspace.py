@@ -151,6 +151,10 @@ class WorkspacePhase(Phase):
     def on_train_start(self) -> None:
         self.val_acc7_best.reset()
         self.val_mae_best.reset()
+        cleaned = getattr(self.trainer.datamodule, "cleaned", None)
+        if cleaned:  # how many NaN/inf feature values the data module set to 0, on record in every logger
+            for logger in self.trainer.loggers:
+                logger.log_metrics({f"data/nonfinite_cleaned/{m}": float(n) for m, n in cleaned.items()}, step=0)
 
     def on_train_epoch_end(self) -> None:
         self._epoch_end("train")
