@@ -111,6 +111,18 @@ def test_bf16_autocast_keeps_fp32_state_and_sinabs_spikes() -> None:
     assert linear.weight.grad is not None and torch.isfinite(linear.weight.grad).all()
 
 
+def test_torch_compile_is_optional_and_gives_the_same_output() -> None:
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Linear(8, 16), fused.neuron(kind="lif", tau_mem=5.0, tau_syn=3.0), nn.Linear(16, 4))
+    x = torch.rand(3, 10, 8) * 3
+    eager = net(x)
+    net[1].reset_states()
+    compiled = torch.compile(net, backend="eager")(x)
+    assert torch.equal(compiled, eager)
+    compiled.sum().backward()
+    assert net[0].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_fused_trains_like_sinabs_in_the_default_run(tmp_path, precision: str) -> None:
     """`python train.py backend=fused` (TINY): the same training as backend=sinabs, step for step."""

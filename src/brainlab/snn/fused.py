@@ -3,7 +3,9 @@
 The forward runs the whole state loop in a compiled kernel without building an autograd graph per time step;
 the backward is a single reverse-time pass. Spikes are bit-identical to sinabs for the same parameters and
 inputs (float32 state); gradients equal sinabs's surrogate gradients up to float rounding. CPU kernels are
-numba (`fused_cpu.py`), CUDA kernels Triton (`fused_triton.py`, imported only for CUDA tensors).
+numba (`fused_cpu.py`, compiled once and cached on disk), CUDA kernels Triton (`fused_triton.py`, imported
+only for CUDA tensors). Under autocast the state stays float32 and spikes come back in the input dtype;
+`torch.compile` treats the layer as a graph break (optional, not needed for speed).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sinabs.activation as sa
 import torch
 from torch import nn
@@ -58,9 +61,7 @@ def _np(t: torch.Tensor) -> Any:
     return t.detach().numpy()
 
 
-def _f32(x: float) -> Any:
-    import numpy as np
-
+def _f32(x: float) -> np.float32:
     return np.float32(x)
 
 
@@ -147,6 +148,17 @@ class SynapseFn(torch.autograd.Function):
         return g_x, g_i0, g_alpha.sum(0)
 
 
+@torch.compiler.disable
+def _membrane(u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig) -> Any:
+    """The kernels stay outside torch.compile graphs (a graph break), so compiled nets still run them."""
+    return MembraneFn.apply(u, v0, alpha, cfg)
+
+
+@torch.compiler.disable
+def _synapse(x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    return SynapseFn.apply(x, i0, alpha)
+
+
 @register_spiking_type
 class FusedNeuron(nn.Module):
     """IAF / LIF layer `(batch, time, *features) -> spikes` with sinabs's semantics.
@@ -200,12 +212,12 @@ class FusedNeuron(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             u = x.reshape(batch, steps, feats).float()
             if self.tau_syn is not None:
-                u = SynapseFn.apply(u, self.i_syn, self._decay(self.tau_syn, feats, x.device))
+                u = _synapse(u, self.i_syn, self._decay(self.tau_syn, feats, x.device))
                 self.i_syn = u[:, -1]
             alpha = self._decay(self.tau_mem, feats, x.device)
             if self.tau_mem is not None:  # LIF: sinabs's norm_input
                 u = (1 - torch.exp(-1.0 / self.tau_mem)) * u
-            spikes, self.v_mem = MembraneFn.apply(u, self.v_mem, alpha, self.cfg)
+            spikes, self.v_mem = _membrane(u, self.v_mem, alpha, self.cfg)
         return spikes.reshape(x.shape).to(x.dtype)
 
 
