@@ -1,0 +1,321 @@
+"""Offline RL data from Minari (the successor of D4RL) as a DataModule of fixed-length windows.
+
+Datasets are read with Minari's own API (`minari.load_dataset`, `iterate_episodes`) from `data.root`, which is
+used as `MINARI_DATASETS_PATH`. An episode of T steps (T+1 observations) becomes ceil(T / (horizon+1)) windows of
+`horizon + 1` steps; the last window of an episode is padded and masked, so every step is seen exactly once per
+epoch. A window holds `obs (L+1, obs_dim)`, `action (L,)|(L, act_dim)`, `reward (L,)`, `terminated (L,)`,
+`mask (L,)`. Observations are flattened as `gymnasium.spaces.flatten` does; Box actions are scaled to [-1, 1].
+The test loader yields evaluation-episode seeds: the phase rolls out one episode per test batch.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from brainlab.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def datasets_path(root: str | Path) -> Iterator[None]:
+    """Point Minari at `root` (MINARI_DATASETS_PATH) for the duration of a call."""
+    old = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MINARI_DATASETS_PATH", None)
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = old
+
+
+def import_minari() -> Any:
+    try:
+        import minari
+    except ImportError as exc:  # h5py / Pillow are imported by minari but not always installed with it
+        raise ConfigError(f"data=minari needs minari, h5py and Pillow: pip install minari h5py Pillow ({exc})") from exc
+    return minari
+
+
+def flatten_batch(space: Any, obs: Any) -> np.ndarray:
+    """A batch of observations (leading axis = steps) flattened as `gymnasium.spaces.flatten` flattens one."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Box):
+        arr = np.asarray(obs, dtype=np.float32)
+        return arr.reshape(arr.shape[0], -1)
+    if isinstance(space, spaces.Discrete):
+        idx = np.asarray(obs, dtype=np.int64) - int(space.start)
+        return np.eye(int(space.n), dtype=np.float32)[idx]
+    if isinstance(space, spaces.Dict):
+        return np.concatenate([flatten_batch(s, obs[k]) for k, s in space.spaces.items()], axis=-1)
+    if isinstance(space, spaces.Tuple):
+        return np.concatenate([flatten_batch(s, o) for s, o in zip(space.spaces, obs, strict=True)], axis=-1)
+    raise ConfigError(f"observation space {space} is not supported (Box, Discrete, Dict or Tuple of them)")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """What the agent needs to know of the action space: discrete `n` actions or a Box of `dim` in [low, high]."""
+
+    discrete: bool
+    dim: int
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    @classmethod
+    def from_space(cls, space: Any) -> ActionSpec:
+        from gymnasium import spaces
+
+        if isinstance(space, spaces.Discrete):
+            return cls(discrete=True, dim=int(space.n))
+        if isinstance(space, spaces.Box) and len(space.shape) == 1:
+            low, high = np.asarray(space.low, np.float32), np.asarray(space.high, np.float32)
+            if not (np.isfinite(low).all() and np.isfinite(high).all()):
+                raise ConfigError(f"action space {space} is unbounded: the planner needs finite Box bounds")
+            return cls(discrete=False, dim=int(space.shape[0]), low=low, high=high)
+        raise ConfigError(f"action space {space} is not supported (Discrete or 1-d Box)")
+
+    def to_unit(self, actions: np.ndarray) -> np.ndarray:
+        """Dataset actions as the model sees them: indices, or Box actions scaled to [-1, 1]."""
+        if self.discrete:
+            return np.asarray(actions, dtype=np.int64).reshape(-1)
+        a = np.asarray(actions, dtype=np.float32).reshape(len(actions), self.dim)
+        return np.clip(2 * (a - self.low) / (self.high - self.low) - 1, -1, 1)
+
+    def from_unit(self, action: np.ndarray) -> Any:
+        """A model action as the environment takes it."""
+        if self.discrete:
+            return int(action)
+        return (self.low + (np.asarray(action, np.float32) + 1) * 0.5 * (self.high - self.low)).astype(np.float32)
+
+
+@dataclass
+class Episode:
+    """One episode as arrays: obs (T+1, D), actions (T,)|(T, A), rewards (T,), terminated (T,)."""
+
+    id: int
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+class WindowDataset(Dataset):
+    """Non-overlapping windows of `length` steps over episodes; each step lands in exactly one window."""
+
+    def __init__(self, episodes: list[Episode], length: int) -> None:
+        self.episodes = episodes
+        self.length = length
+        self.index = [(e, start) for e, ep in enumerate(episodes) for start in range(0, len(ep), length)]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        e, start = self.index[i]
+        ep, length = self.episodes[e], self.length
+        n = min(length, len(ep) - start)
+        obs = np.zeros((length + 1, ep.obs.shape[1]), np.float32)
+        obs[: n + 1] = ep.obs[start : start + n + 1]
+        action = np.zeros((length, *ep.actions.shape[1:]), ep.actions.dtype)
+        action[:n] = ep.actions[start : start + n]
+        reward, terminated, mask = (np.zeros(length, np.float32) for _ in range(3))
+        reward[:n], terminated[:n], mask[:n] = ep.rewards[start : start + n], ep.terminated[start : start + n], 1
+        return {
+            "obs": torch.from_numpy(obs), "action": torch.from_numpy(action), "reward": torch.from_numpy(reward),
+            "terminated": torch.from_numpy(terminated), "mask": torch.from_numpy(mask),
+            "episode": torch.tensor(ep.id), "start": torch.tensor(start),
+        }
+
+
+class MinariDataModule(pl.LightningDataModule):
+    """Windows of a Minari dataset for training the world model; evaluation seeds for rollouts at test."""
+
+    def __init__(
+        self,
+        dataset_id: str,
+        root: str,
+        download: bool = False,
+        horizon: int = 8,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        max_episodes: int | None = None,
+        eval_episodes: int = 10,
+        eval_seed: int = 10_000,
+        full_dataset_glob: str | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if horizon < 1:
+            raise ConfigError(f"data.horizon={horizon} must be >= 1 (windows are horizon+1 steps)")
+        if not 0 <= val_fraction < 1:
+            raise ConfigError(f"data.val_fraction={val_fraction} must be in [0, 1)")
+        if eval_episodes < 1:
+            raise ConfigError(f"data.eval_episodes={eval_episodes} must be >= 1")
+        self.dataset_id, self.root, self.download = dataset_id, Path(root), download
+        self.horizon, self.batch_size, self.val_fraction = horizon, batch_size, val_fraction
+        self.max_episodes, self.eval_episodes, self.eval_seed = max_episodes, eval_episodes, eval_seed
+        self.full_dataset_glob, self.num_workers, self.seed = full_dataset_glob, num_workers, seed
+        self.dataset: Any = None
+        self.action_spec: ActionSpec | None = None
+        self.obs_dim = 0
+        self.train_episodes: list[Episode] = []
+        self.val_episodes: list[Episode] = []
+
+    # --- loading -----------------------------------------------------------------------------------
+    def load(self) -> Any:
+        """The MinariDataset (downloaded first when `data.download=true`)."""
+        minari = import_minari()
+        self.root.mkdir(parents=True, exist_ok=True)
+        with datasets_path(self.root):
+            local = self.root.joinpath(*self.dataset_id.split("/"))
+            if not local.is_dir():
+                if not self.download:
+                    raise DataError(
+                        f"Minari dataset {self.dataset_id!r} not found under data.root={self.root} "
+                        f"(expected {local}/data/main_data.hdf5): pass data.download=true to fetch it with minari, "
+                        f"or run `MINARI_DATASETS_PATH={self.root} minari download {self.dataset_id}`"
+                    )
+                minari.download_dataset(self.dataset_id)
+            try:
+                return minari.load_dataset(self.dataset_id)
+            except (OSError, ValueError, KeyError) as exc:
+                raise DataError(
+                    f"Minari dataset {self.dataset_id!r} at {local} cannot be read ({exc}): delete that folder "
+                    "and download it again (data.download=true)"
+                ) from exc
+
+    def episodes(self) -> list[Episode]:
+        """Every episode (or the first `max_episodes`) through `iterate_episodes`, as flat arrays."""
+        out = []
+        for ep in self.dataset.iterate_episodes():
+            if self.max_episodes is not None and len(out) >= self.max_episodes:
+                break
+            obs = flatten_batch(self.dataset.observation_space, ep.observations)
+            actions = self.action_spec.to_unit(ep.actions)
+            rewards = np.asarray(ep.rewards, np.float32).reshape(-1)
+            if len(obs) != len(rewards) + 1 or len(actions) != len(rewards):
+                raise DataError(f"episode {ep.id} of {self.dataset_id} has inconsistent lengths; re-download it")
+            out.append(Episode(int(ep.id), obs, actions, rewards, np.asarray(ep.terminations, np.float32)))
+        if not out:
+            raise DataError(f"Minari dataset {self.dataset_id!r} has no episodes; re-download it")
+        return out
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.dataset is not None:
+            return
+        self.dataset = self.load()
+        self.action_spec = ActionSpec.from_space(self.dataset.action_space)
+        episodes = self.episodes()
+        self.obs_dim = episodes[0].obs.shape[1]
+        order = np.random.default_rng(self.seed).permutation(len(episodes))
+        n_val = int(round(self.val_fraction * len(episodes))) if len(episodes) > 1 else 0
+        n_val = min(max(n_val, 1 if self.val_fraction > 0 and len(episodes) > 1 else 0), len(episodes) - 1)
+        self.val_episodes = [episodes[i] for i in sorted(order[:n_val])]
+        self.train_episodes = [episodes[i] for i in sorted(order[n_val:])]
+        log.info("minari %s: %d train / %d val episodes, %d steps", self.dataset_id, len(self.train_episodes),
+                 len(self.val_episodes), sum(map(len, episodes)))
+
+    # --- what the agent and the target table need ---------------------------------------------------
+    @property
+    def is_full_dataset(self) -> bool:
+        """True only for a complete published dataset matching `full_dataset_glob` (e.g. D4RL/antmaze/*)."""
+        if self.max_episodes is not None or not self.full_dataset_glob:
+            return False
+        return fnmatch.fnmatch(self.dataset_id, self.full_dataset_glob)
+
+    def reward_stats(self) -> dict[str, float]:
+        """Statistics of the training rewards (the agent's preferences are learned from them)."""
+        rewards = np.concatenate([e.rewards for e in self.train_episodes])
+        terminated = np.concatenate([e.terminated for e in self.train_episodes])
+        return {"mean": float(rewards.mean()), "std": float(rewards.std()), "max": float(rewards.max()),
+                "min": float(rewards.min()), "termination_rate": float(terminated.mean())}
+
+    def normalized_score(self, returns: np.ndarray) -> np.ndarray:
+        """Minari's normalised score of episode returns, on the 0-100 scale (D4RL's convention)."""
+        minari = import_minari()
+        return 100.0 * np.asarray(minari.get_normalized_score(self.dataset, np.asarray(returns, np.float64)))
+
+    def make_env(self) -> Any:
+        """The dataset's evaluation environment (`recover_environment(eval_env=True)`)."""
+        return self.dataset.recover_environment(eval_env=True)
+
+    # --- loaders -----------------------------------------------------------------------------------
+    def _loader(self, episodes: list[Episode], shuffle: bool) -> DataLoader:
+        return DataLoader(WindowDataset(episodes, self.horizon + 1), batch_size=self.batch_size, shuffle=shuffle,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_episodes, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.val_episodes or self.train_episodes, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        seeds = torch.arange(self.eval_seed, self.eval_seed + self.eval_episodes)
+        return DataLoader(TensorDataset(seeds), batch_size=1, shuffle=False)
+
+
+def write_dataset(
+    dataset_id: str,
+    root: str | Path,
+    env_id: str,
+    policy: Any,
+    episodes: int,
+    max_steps: int | None = None,
+    seed: int = 0,
+    ref_min_score: float | None = None,
+    ref_max_score: float | None = None,
+) -> Any:
+    """Record `episodes` of `policy(obs, rng) -> action` in gymnasium env `env_id` as a Minari dataset under
+    `root` (with `minari.create_dataset_from_buffers`): small offline datasets for tests and demos."""
+    import gymnasium as gym
+    from minari.data_collector import EpisodeBuffer
+
+    minari = import_minari()
+    env = gym.make(env_id)
+    rng = np.random.default_rng(seed)
+    buffers = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        observations, actions, rewards, terms, truncs = [obs], [], [], [], []
+        while True:
+            action = policy(obs, rng)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(float(reward))
+            truncated = bool(truncated) or (max_steps is not None and len(actions) >= max_steps)
+            terms.append(bool(terminated))
+            truncs.append(truncated and not terminated)
+            if terminated or truncated:
+                break
+        buffers.append(EpisodeBuffer(id=ep, observations=np.asarray(observations), actions=np.asarray(actions),
+                                     rewards=rewards, terminations=terms, truncations=truncs))
+    env.close()
+    with datasets_path(root):
+        return minari.create_dataset_from_buffers(
+            dataset_id, buffers, env=env_id, algorithm_name="scripted", author="brainlab",
+            author_email="brainlab@example.org", code_permalink="https://example.org/brainlab",
+            description=f"{episodes} scripted episodes of {env_id}", eval_env=env_id,
+            ref_min_score=ref_min_score, ref_max_score=ref_max_score,
+        )

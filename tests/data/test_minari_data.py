@@ -1,0 +1,112 @@
+"""Minari data: datasets written with minari.create_dataset_from_buffers, read back through minari's own API."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import gymnasium as gym
+import minari
+import numpy as np
+import pytest
+import torch
+
+from brainlab.data.minari import ActionSpec, MinariDataModule, datasets_path, flatten_batch, write_dataset
+from brainlab.errors import DataError
+
+DATASET = "test/cartpole/scripted-v0"
+
+
+def balance(obs: np.ndarray, rng: np.random.Generator) -> int:
+    """A scripted CartPole controller with 20% random actions."""
+    return int(rng.integers(2)) if rng.random() < 0.2 else int(obs[2] + 0.5 * obs[3] > 0)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("minari")
+    write_dataset(DATASET, path, "CartPole-v1", balance, episodes=6, max_steps=40, seed=3,
+                  ref_min_score=20.0, ref_max_score=500.0)
+    return path
+
+
+def module(root: Path, **kw: object) -> MinariDataModule:
+    dm = MinariDataModule(dataset_id=DATASET, root=str(root), **{"horizon": 4, "batch_size": 4, **kw})
+    dm.setup("fit")
+    return dm
+
+
+def test_round_trip_matches_a_replay_of_the_recording(root: Path) -> None:
+    dm = module(root, val_fraction=0.0)
+    assert len(dm.train_episodes) == 6 and dm.obs_dim == 4 and dm.action_spec == ActionSpec(True, 2)
+    env = gym.make("CartPole-v1")
+    rng = np.random.default_rng(3)
+    for i, ep in enumerate(dm.train_episodes):   # replay the scripted policy: same observations and actions
+        obs, _ = env.reset(seed=3 + i)
+        np.testing.assert_allclose(ep.obs[0], obs)
+        for t in range(len(ep)):
+            action = balance(obs, rng)
+            assert ep.actions[t] == action
+            obs, reward, terminated, _, _ = env.step(action)
+            np.testing.assert_allclose(ep.obs[t + 1], obs, rtol=1e-6)
+            assert ep.rewards[t] == reward and bool(ep.terminated[t]) == terminated
+
+
+def test_windows_cover_each_episode_exactly_once_per_epoch(root: Path) -> None:
+    dm = module(root, val_fraction=0.0)
+    seen: Counter[tuple[int, int]] = Counter()
+    for batch in dm.train_dataloader():
+        assert batch["obs"].shape[1:] == (6, 4) and batch["action"].shape[1] == 5
+        for obs, mask, ep, start in zip(batch["obs"], batch["mask"], batch["episode"], batch["start"], strict=True):
+            episode = next(e for e in dm.train_episodes if e.id == int(ep))
+            n = int(mask.sum())
+            torch.testing.assert_close(obs[: n + 1], torch.from_numpy(episode.obs[int(start) : int(start) + n + 1]))
+            seen.update((int(ep), int(start) + t) for t in range(n))
+            assert not mask[n:].any()
+    expected = {(e.id, t) for e in dm.train_episodes for t in range(len(e))}
+    assert set(seen) == expected and set(seen.values()) == {1}
+
+
+def test_validation_episodes_are_held_out(root: Path) -> None:
+    dm = module(root, val_fraction=0.34)
+    train, val = {e.id for e in dm.train_episodes}, {e.id for e in dm.val_episodes}
+    assert len(val) == 2 and not train & val and len(train | val) == 6
+
+
+def test_normalized_score_is_minaris_on_a_0_to_100_scale(root: Path) -> None:
+    dm = module(root)
+    returns = np.array([20.0, 260.0, 500.0, 35.5])
+    with datasets_path(root):
+        expected = minari.get_normalized_score(minari.load_dataset(DATASET), returns)
+    np.testing.assert_allclose(dm.normalized_score(returns), 100 * expected)
+    np.testing.assert_allclose(dm.normalized_score(returns)[:3], [0.0, 50.0, 100.0])
+
+
+def test_generated_dataset_is_not_the_full_published_one(root: Path) -> None:
+    assert not module(root).is_full_dataset
+    assert not module(root, full_dataset_glob="D4RL/antmaze/*").is_full_dataset
+    assert module(root, full_dataset_glob="test/cartpole/*").is_full_dataset
+    assert not module(root, full_dataset_glob="test/cartpole/*", max_episodes=3).is_full_dataset
+
+
+def test_missing_dataset_is_one_clear_message(tmp_path: Path) -> None:
+    dm = MinariDataModule(dataset_id="D4RL/antmaze/umaze-v1", root=str(tmp_path))
+    with pytest.raises(DataError, match=r"not found under data.root=.*data.download=true"):
+        dm.setup("fit")
+
+
+def test_flatten_batch_equals_gymnasium_flatten() -> None:
+    space = gym.spaces.Dict({"achieved_goal": gym.spaces.Box(-1, 1, (2,)), "observation": gym.spaces.Box(-1, 1, (3,)),
+                             "mode": gym.spaces.Discrete(3)})
+    space.seed(0)
+    samples = [space.sample() for _ in range(5)]
+    batch = {k: np.stack([s[k] for s in samples]) for k in space.spaces}
+    expected = np.stack([gym.spaces.flatten(space, s) for s in samples])
+    np.testing.assert_allclose(flatten_batch(space, batch), expected)
+
+
+def test_box_actions_scale_to_unit_and_back() -> None:
+    spec = ActionSpec.from_space(gym.spaces.Box(np.array([-2.0, 0.0]), np.array([2.0, 1.0])))
+    actions = np.array([[-2.0, 0.0], [0.0, 0.5], [2.0, 1.0]], np.float32)
+    np.testing.assert_allclose(spec.to_unit(actions), [[-1, -1], [0, 0], [1, 1]])
+    np.testing.assert_allclose(spec.from_unit(spec.to_unit(actions)[1]), actions[1])
