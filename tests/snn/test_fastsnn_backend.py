@@ -85,7 +85,7 @@ def test_refuses_knobs_of_other_neurons() -> None:
 
 def test_fastsnn_backend_runs_the_default_run(make_cfg) -> None:
     """`python train.py backend=fastsnn` (TINY) trains; learning is checked on fixtures by the experiment test."""
-    cfg = make_cfg("backend=fastsnn", "trainer.max_epochs=2")
+    cfg = make_cfg("backend=fastsnn")
     assert cfg.model.net.backend._target_ == "brainlab.snn.fastsnn.neuron"
     metrics = run(cfg)
     assert 0 < metrics["test/rate/mean"] <= 1.0 / 20, "at most one spike per neuron over the 20 bins"

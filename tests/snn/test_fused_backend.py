@@ -128,7 +128,7 @@ def test_fused_trains_like_sinabs_in_the_default_run(tmp_path, precision: str) -
     """`python train.py backend=fused` (TINY): the same training as backend=sinabs, step for step."""
     from conftest import TINY, compose_cfg
 
-    extra = ["trainer.max_epochs=2", "model.scheduler.warmup_steps=2", "model.optimizer.lr=0.01",
+    extra = ["trainer.max_epochs=1", "model.scheduler.warmup_steps=2", "model.optimizer.lr=0.01",
              f"trainer.precision={precision}"]
     ours_cfg = compose_cfg(tmp_path / "fused", [*TINY, *extra, "backend=fused"])
     assert ours_cfg.model.net.backend._target_ == "brainlab.snn.fused.neuron"
