@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import minari
 import numpy as np
 import pytest
@@ -134,3 +137,55 @@ def test_experiment_end_to_end_beats_random_and_scores_like_minari(
     ckpt = sorted((out / "checkpoints").glob("epoch*.ckpt"))[-1]
     phase = ActiveInferencePhase.load_from_checkpoint(ckpt, weights_only=True)
     assert phase.net.built and phase.planner.horizon == 8 and phase.hparams.net["obs_dim"] == 4
+
+
+class GoalEnv(gym.Env):
+    """A stand-in for a goal-conditioned maze (Dict observations, Box actions) from a package not installed."""
+
+    observation_space = gym.spaces.Dict({"observation": gym.spaces.Box(-5, 5, (3,)),
+                                         "desired_goal": gym.spaces.Box(-5, 5, (2,))})
+    action_space = gym.spaces.Box(-2, 2, (2,), dtype=np.float32)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        self.pos = self.np_random.uniform(-1, 1, 3).astype(np.float32)
+        return self._obs(), {}
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {"observation": self.pos.copy(), "desired_goal": np.ones(2, np.float32)}
+
+    def step(self, action: np.ndarray) -> tuple[Any, float, bool, bool, dict]:
+        self.pos[:2] = np.clip(self.pos[:2] + 0.1 * action, -5, 5)
+        reward = float(np.linalg.norm(self.pos[:2] - 1) < 0.3)
+        return self._obs(), reward, bool(reward), False, {}
+
+
+def test_missing_environment_package_skips_rollouts_with_the_reason(
+    tmp_path: Path, make_cfg: Callable[..., Any], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    package = types.ModuleType("brainlab_missing_envs")
+    package.GoalEnv = GoalEnv  # importable only while the dataset is recorded
+    monkeypatch.setitem(sys.modules, "brainlab_missing_envs", package)
+    gym.register("BrainlabMissingGoal-v0", entry_point="brainlab_missing_envs:GoalEnv", max_episode_steps=30)
+    root = tmp_path / "minari"
+    write_dataset("test/goal/random-v0", root, "BrainlabMissingGoal-v0",
+                  lambda obs, rng: rng.uniform(-2, 2, 2).astype(np.float32), episodes=4, max_steps=30,
+                  ref_min_score=0.0, ref_max_score=1.0)
+    monkeypatch.delitem(sys.modules, "brainlab_missing_envs")
+    gym.registry.pop("BrainlabMissingGoal-v0")
+
+    cfg = make_cfg(
+        "experiment=minari_active_inference", "data.dataset_id=test/goal/random-v0", f"data.root={root}",
+        "data.batch_size=8", "trainer.max_epochs=1", "model.net.hidden_dim=16", "callbacks.progress_bar=null",
+        tiny=False,
+    )
+    metrics = run(cfg)
+    assert "test/normalized_score" not in metrics and np.isfinite(metrics["train/free_energy"])
+    assert "rollouts skipped" in capsys.readouterr().out
+    out = Path(cfg.paths.output_dir)
+    row = next(r for r in json.loads((out / "targets.json").read_text()) if r["id"] == "antmaze")
+    assert row["status"] == "not measured" and row["achieved"] is None
+    hparams = ActiveInferencePhase.load_from_checkpoint(
+        sorted((out / "checkpoints").glob("epoch*.ckpt"))[-1], weights_only=True).hparams.net
+    assert (hparams["obs_dim"], hparams["action_dim"], hparams["discrete"]) == (5, 2, False)

@@ -275,6 +275,16 @@ class MinariDataModule(pl.LightningDataModule):
         return DataLoader(TensorDataset(seeds), batch_size=1, shuffle=False)
 
 
+def stack(items: list[Any]) -> Any:
+    """Steps (arrays, or dicts / tuples of arrays) stacked along a new leading axis, structure kept."""
+    first = items[0]
+    if isinstance(first, dict):
+        return {k: stack([i[k] for i in items]) for k in first}
+    if isinstance(first, tuple):
+        return tuple(stack([i[j] for i in items]) for j in range(len(first)))
+    return np.asarray(items)
+
+
 def write_dataset(
     dataset_id: str,
     root: str | Path,
@@ -309,7 +319,7 @@ def write_dataset(
             truncs.append(truncated and not terminated)
             if terminated or truncated:
                 break
-        buffers.append(EpisodeBuffer(id=ep, observations=np.asarray(observations), actions=np.asarray(actions),
+        buffers.append(EpisodeBuffer(id=ep, observations=stack(observations), actions=np.asarray(actions),
                                      rewards=rewards, terminations=terms, truncations=truncs))
     env.close()
     with datasets_path(root):
