@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from brainlab.data.minari import ActionSpec, MinariDataModule, datasets_path, flatten_batch, write_dataset
-from brainlab.errors import DataError
+from brainlab.errors import ConfigError, DataError
 
 DATASET = "test/cartpole/scripted-v0"
 
@@ -110,3 +110,10 @@ def test_box_actions_scale_to_unit_and_back() -> None:
     actions = np.array([[-2.0, 0.0], [0.0, 0.5], [2.0, 1.0]], np.float32)
     np.testing.assert_allclose(spec.to_unit(actions), [[-1, -1], [0, 0], [1, 1]])
     np.testing.assert_allclose(spec.from_unit(spec.to_unit(actions)[1]), actions[1])
+
+
+def test_bad_config_values_are_refused(root: Path) -> None:
+    with pytest.raises(ConfigError, match="data.horizon=0"):
+        MinariDataModule(dataset_id=DATASET, root=str(root), horizon=0)
+    with pytest.raises(ConfigError, match="data.val_fraction=1"):
+        MinariDataModule(dataset_id=DATASET, root=str(root), val_fraction=1)

@@ -195,7 +195,14 @@ class MinariDataModule(pl.LightningDataModule):
                         f"(expected {local}/data/main_data.hdf5): pass data.download=true to fetch it with minari, "
                         f"or run `MINARI_DATASETS_PATH={self.root} minari download {self.dataset_id}`"
                     )
-                minari.download_dataset(self.dataset_id)
+                try:
+                    minari.download_dataset(self.dataset_id)
+                except Exception as exc:  # network, unknown id, remote storage: minari raises several types
+                    raise DataError(
+                        f"minari could not download {self.dataset_id!r} into {self.root} ({type(exc).__name__}: "
+                        f"{exc}): check the id with `minari list remote` and the network, or copy the dataset "
+                        f"folder to {local}"
+                    ) from exc
             try:
                 return minari.load_dataset(self.dataset_id)
             except (OSError, ValueError, KeyError) as exc:
