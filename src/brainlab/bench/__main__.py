@@ -1,19 +1,54 @@
-"""`python -m brainlab.bench <name> [options]`: run one benchmark (`loading`/`caching`, `backends`)."""
+"""`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark (`loading`/`caching`, `backends`).
+
+`--wandb` also logs the figures the bench wrote (and its JSON as a table) to a W&B run, offline unless
+WANDB_MODE says otherwise, so they sit beside the training runs on the dashboard.
+"""
 
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
+import time
+from pathlib import Path
 
 BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends"}
+DEFAULT_OUT = {"caching": "outputs/bench/caching", "backends": "outputs/bench"}
+
+
+def out_dir(module: str, argv: list[str]) -> Path:
+    return Path(argv[argv.index("--out") + 1]) if "--out" in argv[:-1] else Path(DEFAULT_OUT[module])
+
+
+def log_to_wandb(name: str, files: list[Path], save_dir: Path) -> None:
+    """The bench's PNGs as W&B images and its JSON files as artifacts-in-files, in one W&B run."""
+    import wandb
+
+    run = wandb.init(project="brainlab-bench", name=name, job_type="bench", dir=str(save_dir),
+                     mode=os.environ.get("WANDB_MODE", "offline"))
+    try:
+        images = {f"bench/{p.stem}": wandb.Image(str(p)) for p in files if p.suffix == ".png"}
+        for path in (p for p in files if p.suffix == ".json"):
+            run.summary[f"bench/{path.stem}"] = json.loads(path.read_text(), parse_constant=lambda _: None)
+        run.log(images)
+    finally:
+        wandb.finish()
 
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in BENCHES:
-        print(f"usage: python -m brainlab.bench {{{'|'.join(BENCHES)}}} [options] (--help for a bench's options)",
+        print(f"usage: python -m brainlab.bench {{{'|'.join(BENCHES)}}} [--wandb] [options] (--help for a bench's)",
               file=sys.stderr)
         return 2
-    importlib.import_module(f"brainlab.bench.{BENCHES[argv[0]]}").main(argv[1:])
+    module = BENCHES[argv[0]]
+    args = [a for a in argv[1:] if a != "--wandb"]
+    start = time.time()
+    importlib.import_module(f"brainlab.bench.{module}").main(args)
+    if "--wandb" in argv:
+        out = out_dir(module, args)
+        files = [p for p in out.rglob("*") if p.suffix in {".png", ".json"} and p.stat().st_mtime >= start]
+        log_to_wandb(f"{module}-{time.strftime('%Y%m%d-%H%M%S')}", files, out)
     return 0
 
 

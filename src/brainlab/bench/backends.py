@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import platform
 import statistics
 import time
@@ -29,6 +30,7 @@ import torch
 from torch import nn
 
 from brainlab.errors import ConfigError
+from brainlab.metrics.neuromorphic import count_costs
 from brainlab.snn.factory import reset_states
 
 NEURON = {"kind": "iaf", "spike_threshold": 1.0}
@@ -53,6 +55,10 @@ def factories(device: str) -> dict[str, Callable[[], nn.Module]]:
         except ConfigError as err:
             print(f"[skip exodus] {err}")
     return out
+
+
+#: per-op energies as in conf/callbacks/default.yaml (Horowitz, ISSCC 2014, 45 nm, 32-bit float)
+E_AC_PJ, E_MAC_PJ = 0.9, 4.6
 
 
 def build(widths: list[int], layer: Callable[[], nn.Module]) -> nn.Sequential:
@@ -102,9 +108,20 @@ def measure(
         name: {
             "forward_s": statistics.median(t[0] for t in ts),
             "total_s": statistics.median(t[1] for t in ts),
+            **costs(nets[name], x),
         }
         for name, ts in times.items()
     }
+
+
+def costs(net: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Per-sample SynOps, MACs, energy (µJ) and activation sparsity of one forward pass (untimed)."""
+    reset_states(net.modules())
+    with torch.no_grad(), count_costs(net) as counts:
+        net(x)
+    summary = counts.summary(E_AC_PJ, E_MAC_PJ)
+    values = {k: float(summary[k]) for k in ("synops", "macs", "energy_uj", "activation_sparsity")}
+    return {k: None if math.isnan(v) else v for k, v in values.items()}  # no spiking layer: no sparsity
 
 
 def with_ratios(result: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -124,7 +141,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         f"{'case':<24}{'backend':<9}{'fwd ms':>10}{'fwd+bwd ms':>12}{'x sinabs fwd':>14}{'x sinabs tot':>14}"
         f"{'/floor':>8}"
     )
-    print(header)
+    print(header)  # SynOps / MACs / energy / sparsity per row are in the JSON
     print("-" * len(header))
     for r in rows:
         print(
