@@ -18,10 +18,30 @@ from brainlab.snn.factory import check_choice
 NORMS = ("batch", "none")
 
 
+class BatchStatNorm2d(nn.Module):
+    """Batch norm over the batch it sees, written with plain tensor ops (a per-channel affine after it).
+
+    `nn.BatchNorm2d(track_running_stats=False)` computes the same forward, but its second-order gradient
+    under `vmap` (MAML over a batch of tasks) disagrees with plain autograd; these ops' gradients do not.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)
+        var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        x = (x - mean) / torch.sqrt(var + self.eps)
+        return x * self.weight[:, None, None] + self.bias[:, None, None]
+
+
 def conv_block(in_channels: int, out_channels: int, norm: str) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, padding=1)]
     if norm == "batch":
-        layers.append(nn.BatchNorm2d(out_channels, track_running_stats=False))
+        layers.append(BatchStatNorm2d(out_channels))
     layers += [nn.ReLU(), nn.MaxPool2d(2)]
     return nn.Sequential(*layers)
 

@@ -1,0 +1,133 @@
+"""Phase 7: meta-learning with MAML (Finn et al. 2017), written with `torch.func`.
+
+Each task of a batch is adapted on its support set by `model.inner_steps` gradient steps of size
+`model.inner_lr` on a functional copy of the net's parameters (`functional_call` + `grad`), all tasks at once
+(`vmap`); the query loss of the adapted parameters, averaged over tasks, is the meta-loss that Lightning's
+normal (automatic) optimisation back-propagates into the initial parameters with the outer optimizer
+(`model.optimizer.lr` = `model.outer_lr`). `model.first_order=true` drops the second-order terms (FOMAML).
+Validation and test adapt too (`model.inner_steps_eval`, default = `inner_steps`), with gradients enabled even
+under Lightning's inference mode.
+
+Logged: `<stage>/loss`, `<stage>/acc` (query accuracy after adaptation, torchmetrics), `val/acc_best`,
+`test/acc_ci95` (half-width of the 95% confidence interval of the per-episode accuracy, the field's convention).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+from torchmetrics import CatMetric, MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from brainlab.errors import ConfigError
+from brainlab.phases.base import Phase
+
+STAGES = ("train", "val", "test")
+Params = dict[str, torch.Tensor]
+
+
+class MAML(Phase):
+    """Model-agnostic meta-learning over batches of episodes (see the module docstring)."""
+
+    def __init__(
+        self,
+        net: nn.Module | Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        ways: int = 5,
+        inner_steps: int = 10,
+        inner_steps_eval: int | None = None,
+        inner_lr: float = 0.4,
+        outer_lr: float | None = None,
+        first_order: bool = False,
+    ) -> None:
+        super().__init__(net, optimizer, scheduler)
+        for key, value in (("inner_steps", inner_steps), ("inner_steps_eval", inner_steps_eval)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ConfigError(f"model.{key} must be an integer >= 0, got {value!r}")
+        if not inner_lr > 0:
+            raise ConfigError(f"model.inner_lr must be > 0, got {inner_lr!r}")
+        self.ways, self.inner_lr, self.first_order = ways, float(inner_lr), bool(first_order)
+        self.inner_steps = inner_steps
+        self.inner_steps_eval = inner_steps if inner_steps_eval is None else inner_steps_eval
+        self.acc = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes=ways, average="micro") for s in STAGES})
+        self.loss_mean = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in STAGES})
+        self.val_acc_best = MaxMetric()
+        self.episode_acc = CatMetric()
+
+    # --- the functional learner ---------------------------------------------------------------------
+    def _loss(self, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(self.net, params, (x,)), y)
+
+    def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int) -> Params:
+        """`steps` SGD steps on one task's support set; differentiable unless first-order."""
+        for _ in range(steps):
+            grads = grad(self._loss)(params, x, y)
+            if self.first_order:
+                grads = {k: g.detach() for k, g in grads.items()}
+            params = {k: p - self.inner_lr * grads[k] for k, p in params.items()}
+        return params
+
+    def query_logits(self, batch: Mapping[str, torch.Tensor], steps: int) -> torch.Tensor:
+        """Query logits `(tasks, N*Q, ways)` after adapting each task's parameters on its support set."""
+        params = dict(self.net.named_parameters())
+
+        def one_task(sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.net, self.adapt(params, sx, sy, steps), (qx,))
+
+        return vmap(one_task)(batch["support_x"], batch["support_y"], batch["query_x"])
+
+    def query_accuracy(self, batch: Mapping[str, torch.Tensor], steps: int | None = None) -> torch.Tensor:
+        """Per-task query accuracy after `steps` inner steps (0 = the initial parameters, no adaptation)."""
+        steps = self.inner_steps_eval if steps is None else steps
+        with torch.inference_mode(False), torch.enable_grad():
+            logits = self.query_logits(_plain(batch), steps)
+        return (logits.argmax(-1) == batch["query_y"]).float().mean(-1).detach()
+
+    # --- Lightning ----------------------------------------------------------------------------------
+    def step(self, batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
+        if stage == "train":
+            logits = self.query_logits(batch, self.inner_steps)
+        else:
+            with torch.inference_mode(False), torch.enable_grad():
+                logits = self.query_logits(_plain(batch), self.inner_steps_eval).detach()
+        target = batch["query_y"]
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        tasks = target.shape[0]
+        self.acc[f"{stage}_acc"](logits.flatten(0, 1).detach(), target.flatten())
+        self.loss_mean[f"{stage}_loss"].update(loss.detach(), weight=tasks)
+        if stage == "test":
+            self.episode_acc.update((logits.argmax(-1) == target).float().mean(-1))
+        kw = {"on_step": False, "on_epoch": True, "batch_size": tasks}
+        self.log(f"{stage}/loss", self.loss_mean[f"{stage}_loss"], **kw)
+        self.log(f"{stage}/acc", self.acc[f"{stage}_acc"], prog_bar=True, **kw)
+        if stage == "train":
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=tasks)
+        return loss
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.acc["val_acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.episode_acc.reset()
+
+    def on_test_epoch_end(self) -> None:
+        accs = self.episode_acc.compute().flatten()
+        n = accs.numel()
+        half = 1.96 * accs.std(unbiased=True) / math.sqrt(n) if n > 1 else torch.tensor(float("nan"))
+        self.log("test/acc_ci95", half)
+        self.log("test/episodes", float(n))
+
+
+def _plain(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of inference-mode tensors that autograd may use (Lightning evaluates in inference mode)."""
+    return {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

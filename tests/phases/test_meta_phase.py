@@ -1,0 +1,140 @@
+"""MAML (torch.func) on generated Omniglot-layout characters: meta-gradients, adaptation, an end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from test_omniglot_data import write_omniglot  # noqa: E402
+
+from brainlab.data.omniglot import OmniglotDataModule  # noqa: E402
+from brainlab.errors import ConfigError  # noqa: E402
+from brainlab.nets.conv4 import Conv4  # noqa: E402
+from brainlab.phases.meta import MAML  # noqa: E402
+from brainlab.train import run  # noqa: E402
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_omniglot(tmp_path_factory.mktemp("omniglot"), background=20, evaluation=10, drawings=5)
+
+
+def tiny_net(ways: int = 5, size: int = 14) -> Conv4:
+    return Conv4(num_classes=ways, hidden_dim=8, image_size=size, blocks=2)
+
+
+def episode_batch(tasks: int = 2, ways: int = 3, shots: int = 1, queries: int = 2, size: int = 14) -> dict:
+    g = torch.Generator().manual_seed(0)
+    return {"support_x": torch.rand(tasks, ways * shots, 1, size, size, generator=g),
+            "support_y": torch.arange(ways).repeat_interleave(shots).repeat(tasks, 1),
+            "query_x": torch.rand(tasks, ways * queries, 1, size, size, generator=g),
+            "query_y": torch.arange(ways).repeat_interleave(queries).repeat(tasks, 1)}
+
+
+def meta_grads(model: MAML, batch: dict) -> list[torch.Tensor]:
+    model.zero_grad()
+    model.step(batch, "train").backward()
+    return [p.grad.clone() for p in model.net.parameters()]
+
+
+def reference_grads(net: Conv4, batch: dict, inner_lr: float, first_order: bool) -> list[torch.Tensor]:
+    """One inner step per task with plain autograd (create_graph), the textbook MAML meta-gradient."""
+    from torch.func import functional_call
+
+    params = dict(net.named_parameters())
+    losses = []
+    for t in range(batch["support_x"].shape[0]):
+        inner = F.cross_entropy(net(batch["support_x"][t]), batch["support_y"][t])
+        grads = torch.autograd.grad(inner, list(params.values()), create_graph=not first_order)
+        adapted = {k: p - inner_lr * g for (k, p), g in zip(params.items(), grads, strict=True)}
+        logits = functional_call(net, adapted, (batch["query_x"][t],))
+        losses.append(F.cross_entropy(logits, batch["query_y"][t]))
+    return list(torch.autograd.grad(torch.stack(losses).mean(), list(params.values())))
+
+
+@pytest.mark.parametrize("first_order", [False, True])
+def test_meta_gradient_equals_the_autograd_reference(first_order: bool) -> None:
+    torch.manual_seed(0)
+    model = MAML(net=tiny_net(3).double(), ways=3, inner_steps=1, inner_lr=0.3, first_order=first_order)
+    batch = {k: v.double() if v.is_floating_point() else v for k, v in episode_batch().items()}
+    got = meta_grads(model, batch)
+    want = reference_grads(model.net, batch, 0.3, first_order)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-7, atol=1e-10)
+
+
+def test_first_order_drops_second_order_terms() -> None:
+    torch.manual_seed(0)
+    net = tiny_net(3)
+    batch = episode_batch()
+    second = meta_grads(MAML(net=net, ways=3, inner_steps=2, inner_lr=0.3), batch)
+    first = meta_grads(MAML(net=net, ways=3, inner_steps=2, inner_lr=0.3, first_order=True), batch)
+    assert any(not torch.allclose(a, b, atol=1e-6) for a, b in zip(second, first, strict=True))
+
+
+def test_bad_knobs_are_refused() -> None:
+    with pytest.raises(ConfigError, match="model.inner_steps"):
+        MAML(net=tiny_net(), inner_steps=-1)
+    with pytest.raises(ConfigError, match="model.inner_lr"):
+        MAML(net=tiny_net(), inner_lr=0.0)
+
+
+def test_meta_training_then_adaptation_beats_no_adaptation_on_held_out_classes(root: Path, one_thread) -> None:
+    torch.manual_seed(0)
+    dm = OmniglotDataModule(root=root, ways=5, shots=1, queries=3, image_size=14, train_episodes=120,
+                            test_episodes=24, val_fraction=0.25, batch_size=4)
+    dm.setup()
+    model = MAML(net=tiny_net(5), ways=5, inner_steps=3, inner_lr=0.4, first_order=True)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for batch in dm.train_dataloader():
+        opt.zero_grad()
+        model.step(batch, "train").backward()
+        opt.step()
+    test = list(dm.test_dataloader())
+    adapted = torch.cat([model.query_accuracy(b, steps=3) for b in test]).mean()
+    unadapted = torch.cat([model.query_accuracy(b, steps=0) for b in test]).mean()
+    assert unadapted < 0.35, "without adaptation the shuffled labels are at chance (0.2)"
+    assert adapted > unadapted + 0.25, (adapted, unadapted)
+
+
+def test_omniglot_maml_runs_end_to_end_and_says_not_measured(root: Path, make_cfg, one_thread) -> None:
+    cfg = make_cfg("experiment=omniglot_maml", f"data.root={root}", "data.image_size=14", "data.queries=2",
+                   "data.train_episodes=8", "data.val_episodes=4", "data.val_fraction=0.25", "data.test_episodes=6",
+                   "data.batch_size=2",
+                   "model.net.hidden_dim=8", "model.net.blocks=2", "model.inner_steps=2", "trainer.max_epochs=1",
+                   "callbacks.progress_bar=null", "trainer.enable_model_summary=false", tiny=False)
+    assert cfg.target == "miniimagenet_5w1s" and cfg.model.optimizer.lr == 1e-4
+    metrics = run(cfg)
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and 0.0 <= metrics["val/acc"] <= 1.0
+    assert metrics["test/episodes"] == 6 and metrics["test/acc_ci95"] >= 0.0
+    rows = {r["id"]: r for r in json.loads((Path(cfg.paths.output_dir) / "targets.json").read_text())}
+    assert rows["miniimagenet_5w1s"]["status"] == "not measured"
+    assert rows["miniimagenet_5w1s"]["achieved"] == pytest.approx(metrics["test/acc"])
+
+
+def test_conv4_norm_is_batch_norm_over_the_batch_seen() -> None:
+    from brainlab.nets.conv4 import BatchStatNorm2d
+
+    x = torch.randn(6, 4, 5, 5)
+    norm = BatchStatNorm2d(4)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-1, 1)
+    ref = torch.nn.BatchNorm2d(4, track_running_stats=False)
+    ref.load_state_dict(norm.state_dict())
+    torch.testing.assert_close(norm(x), ref(x), rtol=1e-4, atol=1e-5)
+    assert Conv4(num_classes=5)(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
