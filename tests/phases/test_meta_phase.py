@@ -121,6 +121,7 @@ def test_omniglot_maml_runs_end_to_end_and_says_not_measured(root: Path, make_cf
     metrics = run(cfg)
     assert 0.0 <= metrics["test/acc"] <= 1.0 and 0.0 <= metrics["val/acc"] <= 1.0
     assert metrics["test/episodes"] == 6 and metrics["test/acc_ci95"] >= 0.0
+    assert 0.0 <= metrics["test/acc_unadapted"] <= 1.0
     rows = {r["id"]: r for r in json.loads((Path(cfg.paths.output_dir) / "targets.json").read_text())}
     assert rows["miniimagenet_5w1s"]["status"] == "not measured"
     assert rows["miniimagenet_5w1s"]["achieved"] == pytest.approx(metrics["test/acc"])

@@ -9,7 +9,9 @@ Validation and test adapt too (`model.inner_steps_eval`, default = `inner_steps`
 under Lightning's inference mode.
 
 Logged: `<stage>/loss`, `<stage>/acc` (query accuracy after adaptation, torchmetrics), `val/acc_best`,
-`test/acc_ci95` (half-width of the 95% confidence interval of the per-episode accuracy, the field's convention).
+`test/acc_unadapted` (query accuracy of the initial parameters: the no-adaptation baseline, chance for
+shuffled labels), `test/acc_ci95` (half-width of the 95% confidence interval of the per-episode accuracy,
+the field's convention) and `test/episodes`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class MAML(Phase):
         self.loss_mean = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in STAGES})
         self.val_acc_best = MaxMetric()
         self.episode_acc = CatMetric()
+        self.unadapted_acc = MeanMetric()
 
     # --- the functional learner ---------------------------------------------------------------------
     def _loss(self, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -104,6 +107,8 @@ class MAML(Phase):
         self.loss_mean[f"{stage}_loss"].update(loss.detach(), weight=tasks)
         if stage == "test":
             self.episode_acc.update((logits.argmax(-1) == target).float().mean(-1))
+            self.unadapted_acc.update(self.query_accuracy(batch, steps=0).mean(), weight=tasks)
+            self.log("test/acc_unadapted", self.unadapted_acc, on_step=False, on_epoch=True, batch_size=tasks)
         kw = {"on_step": False, "on_epoch": True, "batch_size": tasks}
         self.log(f"{stage}/loss", self.loss_mean[f"{stage}_loss"], **kw)
         self.log(f"{stage}/acc", self.acc[f"{stage}_acc"], prog_bar=True, **kw)
