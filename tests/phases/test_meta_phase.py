@@ -117,14 +117,14 @@ def test_omniglot_maml_runs_end_to_end_and_says_not_measured(root: Path, make_cf
                    "data.batch_size=2",
                    "model.net.hidden_dim=8", "model.net.blocks=2", "model.inner_steps=2", "trainer.max_epochs=1",
                    "callbacks.progress_bar=null", "trainer.enable_model_summary=false", tiny=False)
-    assert cfg.target == "miniimagenet_5w1s" and cfg.model.optimizer.lr == 1e-4
+    assert cfg.target == "omniglot_5w1s" and cfg.model.optimizer.lr == 1e-4
     metrics = run(cfg)
     assert 0.0 <= metrics["test/acc"] <= 1.0 and 0.0 <= metrics["val/acc"] <= 1.0
     assert metrics["test/episodes"] == 6 and metrics["test/acc_ci95"] >= 0.0
     assert 0.0 <= metrics["test/acc_unadapted"] <= 1.0
     rows = {r["id"]: r for r in json.loads((Path(cfg.paths.output_dir) / "targets.json").read_text())}
-    assert rows["miniimagenet_5w1s"]["status"] == "not measured"
-    assert rows["miniimagenet_5w1s"]["achieved"] == pytest.approx(metrics["test/acc"])
+    assert rows["omniglot_5w1s"]["status"] == "not measured"
+    assert rows["omniglot_5w1s"]["achieved"] == pytest.approx(metrics["test/acc"])
 
 
 def test_conv4_norm_is_batch_norm_over_the_batch_seen() -> None:
