@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,8 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from brainlab.errors import ConfigError, find_brainlab_error
-from brainlab.train import build, close_loggers, finish
+from brainlab.errors import ConfigError
+from brainlab.train import build, close_loggers, exit_with_one_line, finish
 from brainlab.utils.record import write_record
 
 log = logging.getLogger(__name__)
@@ -77,11 +76,6 @@ def main(cfg: DictConfig) -> float | None:
         metrics = evaluate(cfg.ckpt_path, cfg, overrides)
         return metrics.get(cfg.get("optimized_metric") or "", None)
     except Exception as exc:
-        known = find_brainlab_error(exc)
-        if known is None:
-            raise
-        log.error("%s", known)
-        print(f"error: {known}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with_one_line(exc)
     finally:
         close_loggers()

@@ -8,6 +8,7 @@ import math
 import random
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytorch_lightning as pl
 import torch
@@ -137,13 +138,19 @@ def main(cfg: DictConfig) -> float | None:
             out.mkdir(parents=True, exist_ok=True)
             (out / "error.txt").write_text(message + "\n")
             return math.nan
-        if known is None:
-            raise
-        log.error("%s", message)
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        exit_with_one_line(exc)
     finally:
         close_loggers()
+
+
+def exit_with_one_line(exc: Exception) -> NoReturn:
+    """A brainlab error ends the program with its one line (status 2); anything else propagates."""
+    known = find_brainlab_error(exc)
+    if known is None:
+        raise exc
+    log.error("%s", known)
+    print(f"error: {known}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def config_path() -> str:
@@ -151,4 +158,4 @@ def config_path() -> str:
     return str(Path(__file__).resolve().parents[2] / "conf")
 
 
-__all__ = ["run", "main", "build", "finish", "check_trainer", "config_path"]
+__all__ = ["run", "main", "build", "finish", "check_trainer", "config_path", "exit_with_one_line"]

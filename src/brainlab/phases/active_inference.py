@@ -60,8 +60,7 @@ class ActiveInferencePhase(Phase):
         self.kl_weight, self.overshoot_weight = kl_weight, overshoot_weight
         self.reward_quantile, self.done_preference = reward_quantile, done_preference
         self.policy, self.eval_max_steps, self.random_baseline = policy, eval_max_steps, random_baseline
-        self.num_threads = num_threads
-        self._saved_threads: int | None = None
+        self.num_threads = num_threads  # Phase.limit_threads applies it while fitting/testing
         self.env: Any = None
         self.skip_reason = ""
         self.rollouts: dict[str, list[dict[str, float]]] = {}
@@ -99,25 +98,8 @@ class ActiveInferencePhase(Phase):
         return terms["loss"]
 
     # --- evaluation by rollouts -------------------------------------------------------------------------
-    # --- threads: the model is small; extra intra-op threads only add contention ---------------------------
-    def _set_threads(self) -> None:
-        if self.num_threads and self._saved_threads is None:
-            self._saved_threads = torch.get_num_threads()
-            torch.set_num_threads(int(self.num_threads))
-
-    def _restore_threads(self) -> None:
-        if self._saved_threads is not None:
-            torch.set_num_threads(self._saved_threads)
-            self._saved_threads = None
-
-    def on_fit_start(self) -> None:
-        self._set_threads()
-
-    def on_fit_end(self) -> None:
-        self._restore_threads()
-
     def on_test_start(self) -> None:
-        self._set_threads()
+        super().on_test_start()
         self.rollouts = {"agent": [], "random": []}
         self.skip_reason = ""
         try:
@@ -197,7 +179,7 @@ class ActiveInferencePhase(Phase):
         tmp.replace(out / "rollouts.json")
 
     def on_test_end(self) -> None:
-        self._restore_threads()
+        super().on_test_end()
         if self.env is not None:
             self.env.close()
             self.env = None

@@ -61,6 +61,33 @@ class Phase(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    # --- torch threads: step-heavy small models (HTM streams, rollouts) run faster on fewer threads --------
+    #: intra-op threads while fitting/testing (None: leave torch's setting); a phase sets it from its config
+    num_threads: int | None = None
+    _saved_threads: int | None = None
+
+    def limit_threads(self) -> None:
+        if self.num_threads and self._saved_threads is None:
+            self._saved_threads = torch.get_num_threads()
+            torch.set_num_threads(int(self.num_threads))
+
+    def restore_threads(self) -> None:
+        if self._saved_threads is not None:
+            torch.set_num_threads(self._saved_threads)
+            self._saved_threads = None
+
+    def on_fit_start(self) -> None:
+        self.limit_threads()
+
+    def on_fit_end(self) -> None:
+        self.restore_threads()
+
+    def on_test_start(self) -> None:
+        self.limit_threads()
+
+    def on_test_end(self) -> None:
+        self.restore_threads()
+
     # --- the one place state is reset --------------------------------------------------------------
     def reset_states(self) -> None:
         """Reset every stateful (spiking) layer; called before each batch of every stage."""

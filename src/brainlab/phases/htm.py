@@ -43,8 +43,7 @@ class HTMPhase(Phase):
         self.automatic_optimization = False
         self.results_dir = Path(results_dir)
         self.detector = detector
-        self.num_threads = num_threads
-        self._saved_threads: int | None = None
+        self.num_threads = num_threads  # Phase.limit_threads applies it while fitting/testing
         self.probation_percent = probation_percent
         self.raw: dict[str, list[np.ndarray]] = {}
         self.done: dict[str, dict[str, np.ndarray]] = {}
@@ -57,29 +56,6 @@ class HTMPhase(Phase):
 
     def reset_states(self) -> None:
         """HTM state is per stream: it is reset at the start of each file, not per batch."""
-
-    # --- threads: an HTM step is many tiny ops; intra-op threads only add contention -------------------
-    def _set_threads(self) -> None:
-        if self.num_threads and self._saved_threads is None:
-            self._saved_threads = torch.get_num_threads()
-            torch.set_num_threads(int(self.num_threads))
-
-    def _restore_threads(self) -> None:
-        if self._saved_threads is not None:
-            torch.set_num_threads(self._saved_threads)
-            self._saved_threads = None
-
-    def on_fit_start(self) -> None:
-        self._set_threads()
-
-    def on_fit_end(self) -> None:
-        self._restore_threads()
-
-    def on_test_start(self) -> None:
-        self._set_threads()
-
-    def on_test_end(self) -> None:
-        self._restore_threads()
 
     # --- the streaming pass ----------------------------------------------------------------------
     def _consume(self, batch: dict[str, Any]) -> None:
