@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
+from brainlab.nets.snn import positive_int, spiking_mlp
 
 
 class PerStep(nn.Module):
@@ -90,11 +90,7 @@ class ConvSNN(nn.Module):
         if isinstance(n_hidden, bool) or not isinstance(n_hidden, int) or n_hidden < 0:
             raise ConfigError(f"model.net.n_hidden must be an integer >= 0, got {n_hidden!r}")
         layers.append(PerStep(nn.Flatten()))
-        width = c * h * w
-        for _ in range(n_hidden):
-            layers += [nn.Linear(width, hidden, bias=bias), backend(**neuron)]
-            width = hidden
-        layers.append(nn.Linear(width, num_classes, bias=bias))
+        layers += spiking_mlp(c * h * w, hidden, n_hidden, num_classes, backend, neuron, bias)
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,19 @@ def positive_int(key: str, value: Any) -> int:
     return value
 
 
+def spiking_mlp(
+    width: int, hidden: int, n_hidden: int, num_classes: int, backend: NeuronFactory,
+    neuron: Mapping[str, Any], bias: bool = True,
+) -> list[nn.Module]:
+    """`n_hidden` x (Linear -> spiking layer from `backend`), then a Linear readout to `num_classes`."""
+    layers: list[nn.Module] = []
+    for _ in range(n_hidden):
+        layers += [nn.Linear(width, hidden, bias=bias), backend(**neuron)]
+        width = hidden
+    layers.append(nn.Linear(width, num_classes, bias=bias))
+    return layers
+
+
 class FeedForwardSNN(nn.Module):
     """`(batch, time, *input_shape)` -> `(batch, time, num_classes)` output currents.
 
@@ -45,13 +58,8 @@ class FeedForwardSNN(nn.Module):
         if not callable(backend):
             raise ConfigError("model.net.backend must be a neuron factory (set by the `backend` group)")
         neuron = dict(neuron or {})
-        layers: list[nn.Module] = []
         width = math.prod(self.input_shape)
-        for _ in range(n_hidden):
-            layers += [nn.Linear(width, hidden_dim, bias=bias), backend(**neuron)]
-            width = hidden_dim
-        layers.append(nn.Linear(width, num_classes, bias=bias))
-        self.layers = nn.Sequential(*layers)
+        self.layers = nn.Sequential(*spiking_mlp(width, hidden_dim, n_hidden, num_classes, backend, neuron, bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3 or tuple(x.shape[2:]) != self.input_shape:
