@@ -8,6 +8,12 @@ normal (automatic) optimisation back-propagates into the initial parameters with
 Validation and test adapt too (`model.inner_steps_eval`, default = `inner_steps`), with gradients enabled even
 under Lightning's inference mode.
 
+Neuromodulated MAML (`model.neuromodulation=true`, the guide's "neuromodulation + MAML"): every layer (module
+owning parameters) gets a meta-learned gate `g` on its inner learning rate, `lr = inner_lr * gate_range *
+sigmoid(g)`, initialised to `inner_lr` (like Meta-SGD, one rate per layer, bounded in `(0, gate_range *
+inner_lr)`). The gates are parameters of the phase, trained by the outer optimizer with the net; they get
+meta-gradients in second- and first-order mode and are logged as `inner_lr/<layer>`.
+
 Logged: `<stage>/loss`, `<stage>/acc` (query accuracy after adaptation, torchmetrics), `val/acc_best`,
 `test/acc_unadapted` (query accuracy of the initial parameters: the no-adaptation baseline, chance for
 shuffled labels), `test/acc_ci95` (half-width of the 95% confidence interval of the per-episode accuracy,
@@ -48,6 +54,8 @@ class MAML(Phase):
         inner_lr: float = 0.4,
         outer_lr: float | None = None,
         first_order: bool = False,
+        neuromodulation: bool = False,
+        gate_range: float = 2.0,
     ) -> None:
         super().__init__(net, optimizer, scheduler)
         for key, value in (("inner_steps", inner_steps), ("inner_steps_eval", inner_steps_eval)):
@@ -56,7 +64,16 @@ class MAML(Phase):
         if not inner_lr > 0:
             raise ConfigError(f"model.inner_lr must be > 0, got {inner_lr!r}")
         self.ways, self.inner_lr, self.first_order = ways, float(inner_lr), bool(first_order)
+        if not gate_range > 1.0:
+            raise ConfigError(f"model.gate_range must be > 1 (the gated lr spans (0, gate_range * inner_lr)), "
+                              f"got {gate_range!r}")
         self.inner_steps = inner_steps
+        self.neuromodulation, self.gate_range = bool(neuromodulation), float(gate_range)
+        self.lr_gates = nn.ParameterDict()
+        if self.neuromodulation:
+            init = -math.log(self.gate_range - 1.0)  # sigmoid(init) * gate_range = 1: start at inner_lr
+            for layer in dict.fromkeys(layer_of(name) for name, _ in self.net.named_parameters()):
+                self.lr_gates[gate_key(layer)] = nn.Parameter(torch.tensor(init))
         self.inner_steps_eval = inner_steps if inner_steps_eval is None else inner_steps_eval
         self.acc = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes=ways, average="micro") for s in STAGES})
         self.loss_mean = nn.ModuleDict({f"{s}_loss": MeanMetric() for s in STAGES})
@@ -68,21 +85,36 @@ class MAML(Phase):
     def _loss(self, params: Params, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(functional_call(self.net, params, (x,)), y)
 
-    def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int) -> Params:
-        """`steps` SGD steps on one task's support set; differentiable unless first-order."""
+    def layer_lrs(self) -> dict[str, torch.Tensor | float]:
+        """Inner learning rate of every layer: gated when neuromodulated, else `inner_lr`."""
+        layers = dict.fromkeys(layer_of(name) for name, _ in self.net.named_parameters())
+        if not self.neuromodulation:
+            return {layer: self.inner_lr for layer in layers}
+        return {layer: self.inner_lr * self.gate_range * torch.sigmoid(self.lr_gates[gate_key(layer)])
+                for layer in layers}
+
+    def adapt(self, params: Params, x: torch.Tensor, y: torch.Tensor, steps: int,
+              lrs: Mapping[str, torch.Tensor | float] | None = None) -> Params:
+        """`steps` SGD steps on one task's support set; differentiable unless first-order.
+
+        `lrs` maps layers to their inner learning rates (`layer_lrs()` when None); first-order mode drops the
+        second-order terms but keeps the gradient into gated rates (as Meta-SGD's first-order variant).
+        """
+        lrs = self.layer_lrs() if lrs is None else lrs
         for _ in range(steps):
             grads = grad(self._loss)(params, x, y)
             if self.first_order:
                 grads = {k: g.detach() for k, g in grads.items()}
-            params = {k: p - self.inner_lr * grads[k] for k, p in params.items()}
+            params = {k: p - lrs[layer_of(k)] * grads[k] for k, p in params.items()}
         return params
 
     def query_logits(self, batch: Mapping[str, torch.Tensor], steps: int) -> torch.Tensor:
         """Query logits `(tasks, N*Q, ways)` after adapting each task's parameters on its support set."""
         params = dict(self.net.named_parameters())
+        lrs = self.layer_lrs()
 
         def one_task(sx: torch.Tensor, sy: torch.Tensor, qx: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.net, self.adapt(params, sx, sy, steps), (qx,))
+            return functional_call(self.net, self.adapt(params, sx, sy, steps, lrs), (qx,))
 
         return vmap(one_task)(batch["support_x"], batch["support_y"], batch["query_x"])
 
@@ -116,6 +148,10 @@ class MAML(Phase):
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=tasks)
         return loss
 
+    def on_train_epoch_end(self) -> None:
+        for layer, lr in self.layer_lrs().items() if self.neuromodulation else ():
+            self.log(f"inner_lr/{layer}", lr.detach())
+
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             return
@@ -131,6 +167,16 @@ class MAML(Phase):
         half = 1.96 * accs.std(unbiased=True) / math.sqrt(n) if n > 1 else torch.tensor(float("nan"))
         self.log("test/acc_ci95", half)
         self.log("test/episodes", float(n))
+
+
+def layer_of(param_name: str) -> str:
+    """The layer (module path) owning a parameter: `features.0.0.weight` -> `features.0.0`."""
+    return param_name.rpartition(".")[0] or param_name
+
+
+def gate_key(layer: str) -> str:
+    """A ParameterDict key for a layer path (keys cannot hold dots)."""
+    return layer.replace(".", "-")
 
 
 def _plain(batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
