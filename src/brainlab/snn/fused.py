@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from brainlab.snn import fused_cpu as K
+from brainlab.snn import fused_ext
 from brainlab.snn.factory import register_spiking_type
-from brainlab.snn.sinabs_backend import SURROGATES
+from brainlab.snn.sinabs_backend import make_surrogate, recurrent_weight
 from brainlab.snn.spec import NeuronSpec, parse_neuron
 
 
@@ -53,7 +54,17 @@ def kernel_config(spec: NeuronSpec) -> KernelConfig:
         reset_mode=K.RESET_SUBTRACT if spec.reset == "subtract" else K.RESET_ZERO,
         has_min=spec.min_v_mem is not None,
         min_v=float(spec.min_v_mem) if spec.min_v_mem is not None else 0.0,
-        surrogate=SURROGATES[spec.surrogate](),
+        surrogate=make_surrogate(spec),
+    )
+
+
+def ext_config(spec: NeuronSpec) -> fused_ext.ExtConfig:
+    """Flags of the ALIF / recurrent kernel (the synaptic current and norm_input run inside its loop)."""
+    base = kernel_config(spec)
+    return fused_ext.ExtConfig(
+        thr=base.thr, adapt_scale=float(spec.adapt_scale), spike_mode=base.spike_mode, reset_mode=base.reset_mode,
+        has_min=base.has_min, min_v=base.min_v, norm=spec.leaky, has_syn=spec.tau_syn is not None,
+        adaptive=spec.adaptive, recurrent=spec.recurrent, surrogate=base.surrogate,
     )
 
 
@@ -161,56 +172,96 @@ def _synapse(x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor) -> torch.Te
 
 @register_spiking_type
 class FusedNeuron(nn.Module):
-    """IAF / LIF layer `(batch, time, *features) -> spikes` with sinabs's semantics.
+    """IAF / LIF / ALIF layer `(batch, time, *features) -> spikes` with sinabs's semantics.
 
-    Like sinabs: `tau_mem` / `tau_syn` are trainable parameters (LIF input scaled by `1 - alpha`), state is
-    kept between calls until `reset_states()`, re-initialised when the feature shape changes and resampled
-    from the old rows when only the batch size changes. State is float32 (also under autocast); the spikes
-    come back in the input's dtype.
+    Like sinabs: time constants are parameters (learnable with `train_tau=true`; LIF/ALIF input scaled by
+    `1 - alpha`), state is kept between calls until `reset_states()`. Plain IAF/LIF re-initialise the state
+    when the feature shape changes and resample old rows when only the batch size changes; ALIF and recurrent
+    layers re-initialise on any shape change (as sinabs's ALIF / *Recurrent layers do). Recurrent layers hold
+    `rec_connect` (bias-free Linear, as sinabs). State is float32 (also under autocast); the spikes come back
+    in the input's dtype.
     """
 
     def __init__(self, spec: NeuronSpec) -> None:
         super().__init__()
         self.spec = spec
         self.cfg = kernel_config(spec)
-        self.tau_mem = nn.Parameter(torch.tensor(float(spec.tau_mem))) if spec.leaky else None
-        self.tau_syn = nn.Parameter(torch.tensor(float(spec.tau_syn))) if spec.tau_syn is not None else None
+        self.ext = spec.adaptive or spec.recurrent
+        self.ext_cfg = ext_config(spec) if self.ext else None
+
+        def tau(value: float | None) -> nn.Parameter | None:
+            if value is None:
+                return None
+            return nn.Parameter(torch.tensor(float(value)), requires_grad=spec.train_tau)
+
+        self.tau_mem = tau(spec.tau_mem) if spec.leaky else None
+        self.tau_syn = tau(spec.tau_syn)
+        self.tau_adapt = tau(spec.tau_adapt) if spec.adaptive else None
+        self.rec_connect = recurrent_weight(int(spec.features)) if spec.recurrent else None
         self.register_buffer("v_mem", torch.zeros(0))
         self.register_buffer("i_syn", torch.zeros(0))
+        self.register_buffer("b", torch.zeros(0))
 
     def extra_repr(self) -> str:
         s = self.spec
-        return f"kind={s.kind}, spike_fn={s.spike_fn}, reset={s.reset}, threshold={s.spike_threshold}"
+        extra = ", recurrent" if s.recurrent else ""
+        return f"kind={s.kind}, spike_fn={s.spike_fn}, reset={s.reset}, threshold={s.spike_threshold}{extra}"
 
     def reset_states(self) -> None:
         """Zero the state (kept allocated, detached from any graph)."""
-        for name in ("v_mem", "i_syn"):
+        for name in ("v_mem", "i_syn", "b"):
             buf = getattr(self, name)
             setattr(self, name, torch.zeros_like(buf.detach()))
 
     def _prepare_state(self, batch: int, feats: int, device: torch.device) -> None:
         shape = (batch, feats)
-        if self.v_mem.dim() != 2 or self.v_mem.shape[1] != feats or self.v_mem.device != device:
+        fresh = self.v_mem.dim() != 2 or self.v_mem.shape[1] != feats or self.v_mem.device != device
+        if fresh or (self.ext and self.v_mem.shape[0] != batch):
             self.v_mem = torch.zeros(shape, device=device)
             self.i_syn = torch.zeros(shape, device=device)
+            self.b = torch.zeros(shape, device=device)
         elif self.v_mem.shape[0] != batch:  # sinabs: resample old rows for a new batch size
             idx = torch.randint(0, self.v_mem.shape[0], (batch,), device=device)
             self.v_mem = self.v_mem.index_select(0, idx)
             self.i_syn = self.i_syn.index_select(0, idx)
+            self.b = self.b.index_select(0, idx)
 
-    def _decay(self, tau: torch.Tensor | None, feats: int, device: torch.device) -> torch.Tensor:
+    def _decay(self, tau: torch.Tensor | None, feats: int, device: torch.device, default: float = 1.0) -> torch.Tensor:
         if tau is None:
-            return torch.ones(feats, device=device)
+            return torch.full((feats,), default, device=device)
         return torch.exp(-1.0 / tau).float().expand(feats)
+
+    def _forward_ext(self, u: torch.Tensor, feats: int) -> torch.Tensor:
+        dev = u.device
+        am = self._decay(self.tau_mem, feats, dev)
+        asyn = self._decay(self.tau_syn, feats, dev)
+        aa = self._decay(self.tau_adapt, feats, dev, default=0.0)
+        w = self.rec_connect.weight.float() if self.rec_connect is not None else torch.empty(0, 0, device=dev)
+        spikes, self.v_mem, i_last, b_last = fused_ext.run(u, self.v_mem, self.i_syn, self.b, am, asyn, aa, w,
+                                                           self.ext_cfg)
+        if self.ext_cfg.has_syn:
+            self.i_syn = i_last
+        if self.ext_cfg.adaptive:
+            self.b = b_last
+        return spikes
+
+    @property
+    def spike_threshold(self) -> torch.Tensor | float:
+        """The current threshold (ALIF: `b0 + adapt_scale * b`, as sinabs's state `spike_threshold`)."""
+        return self.ext_cfg.threshold(self.b) if self.spec.adaptive else self.spec.spike_threshold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3:
             raise ValueError(f"{type(self).__name__} expects (batch, time, *features), got {tuple(x.shape)}")
         batch, steps, *trailing = x.shape
         feats = int(torch.Size(trailing).numel())
+        if self.rec_connect is not None and feats != self.rec_connect.in_features:
+            raise ValueError(f"recurrent layer of width {self.rec_connect.in_features} got {feats} features")
         self._prepare_state(batch, feats, x.device)
         with torch.autocast(device_type=x.device.type, enabled=False):
             u = x.reshape(batch, steps, feats).float()
+            if self.ext:
+                return self._forward_ext(u, feats).reshape(x.shape).to(x.dtype)
             if self.tau_syn is not None:
                 u = _synapse(u, self.i_syn, self._decay(self.tau_syn, feats, x.device))
                 self.i_syn = u[:, -1]
@@ -222,5 +273,5 @@ class FusedNeuron(nn.Module):
 
 
 def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
-    """`backend=fused` factory: the same knobs as `backend=sinabs`."""
+    """`backend=fused` factory: the same knobs (and neuron kinds) as `backend=sinabs`."""
     return FusedNeuron(parse_neuron("fused", {"kind": kind, **params}))

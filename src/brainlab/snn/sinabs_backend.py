@@ -1,4 +1,4 @@
-"""The reference backend: sinabs's IAF and LIF layers (`backend=sinabs`)."""
+"""The reference backend: sinabs's IAF / LIF / ALIF layers and their recurrent versions (`backend=sinabs`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import sinabs.activation as sa
 import sinabs.layers as sl
 from torch import nn
 
+from brainlab.errors import ConfigError
 from brainlab.snn.factory import register_spiking_type
-from brainlab.snn.spec import NeuronSpec, parse_neuron
+from brainlab.snn.spec import NeuronSpec, parse_neuron, surrogate_kwargs
 
-register_spiking_type(sl.LIF)  # sinabs's IAF is a LIF without leak, so this covers both
+register_spiking_type(sl.LIF)  # sinabs's IAF and the recurrent layers subclass LIF
+register_spiking_type(sl.ALIF)  # ALIFRecurrent subclasses ALIF
 
 SPIKE_FNS = {"multi": sa.MultiSpike, "single": sa.SingleSpike}
 RESETS = {"subtract": sa.MembraneSubtract, "zero": sa.MembraneReset}
@@ -20,22 +22,54 @@ SURROGATES = {
     "heaviside": sa.Heaviside,
     "periodic_exponential": sa.PeriodicExponential,
     "gaussian": sa.Gaussian,
+    "multi_gaussian": sa.MultiGaussian,
 }
+
+
+def make_surrogate(spec: NeuronSpec) -> Any:
+    """sinabs's surrogate-gradient object for `model.net.neuron.surrogate` / `surrogate_args`."""
+    cls = SURROGATES[spec.surrogate]
+    try:
+        return cls(**surrogate_kwargs(spec))
+    except TypeError as err:
+        fields = ", ".join(getattr(cls, "__dataclass_fields__", {})) or "none"
+        raise ConfigError(
+            f"model.net.neuron.surrogate_args {dict(spec.surrogate_args)} do not fit surrogate={spec.surrogate} "
+            f"(its arguments: {fields})"
+        ) from err
+
+
+def recurrent_weight(features: int) -> nn.Linear:
+    """The recurrent connection on the spikes: a bias-free Linear of the layer width (sinabs's rec_connect)."""
+    return nn.Linear(features, features, bias=False)
 
 
 def build(spec: NeuronSpec) -> nn.Module:
     """The sinabs layer for a validated spec (also the reference the other backends are tested against)."""
-    common = dict(
-        spike_threshold=float(spec.spike_threshold),
+    common: dict[str, Any] = dict(
         spike_fn=SPIKE_FNS[spec.spike_fn],
         reset_fn=RESETS[spec.reset](),
-        surrogate_grad_fn=SURROGATES[spec.surrogate](),
+        surrogate_grad_fn=make_surrogate(spec),
         min_v_mem=spec.min_v_mem,
-        tau_syn=spec.tau_syn,
     )
-    if spec.kind == "iaf":
-        return sl.IAF(**common)
-    return sl.LIF(tau_mem=float(spec.tau_mem), **common)
+    if spec.recurrent:
+        common["rec_connect"] = recurrent_weight(int(spec.features))
+    if spec.kind == "alif":
+        cls = sl.ALIFRecurrent if spec.recurrent else sl.ALIF
+        layer = cls(tau_mem=float(spec.tau_mem), tau_adapt=float(spec.tau_adapt), adapt_scale=float(spec.adapt_scale),
+                    spike_threshold=float(spec.spike_threshold), **common)
+    elif spec.kind == "iaf":
+        cls = sl.IAFRecurrent if spec.recurrent else sl.IAF
+        layer = cls(spike_threshold=float(spec.spike_threshold), tau_syn=spec.tau_syn, **common)
+    else:
+        cls = sl.LIFRecurrent if spec.recurrent else sl.LIF
+        layer = cls(tau_mem=float(spec.tau_mem), spike_threshold=float(spec.spike_threshold), tau_syn=spec.tau_syn,
+                    **common)
+    for name in ("tau_mem", "tau_syn", "tau_adapt"):
+        param = getattr(layer, name, None)
+        if isinstance(param, nn.Parameter):
+            param.requires_grad_(spec.train_tau)
+    return layer
 
 
 def neuron(kind: str = "iaf", **params: Any) -> nn.Module:

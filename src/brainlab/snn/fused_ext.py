@@ -1,0 +1,134 @@
+"""The fused backend's richer neurons as one custom autograd function: ALIF, recurrent IAF/LIF/ALIF, and the
+synaptic current inside the loop when the layer is recurrent (kernels: `fused_ext_cpu.py`, CUDA in
+`fused_triton.py`). Used by `FusedNeuron` whenever `kind=alif` or `recurrent=true`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from brainlab.snn import fused_cpu as K
+from brainlab.snn import fused_ext_cpu as X
+
+_EMPTY3 = torch.empty(0, 0, 0)
+_EMPTY2 = torch.empty(0, 0)
+
+
+@dataclass(frozen=True)
+class ExtConfig:
+    """Flags and scalars of one layer; `surrogate` is sinabs's own surrogate object."""
+
+    thr: float
+    adapt_scale: float
+    spike_mode: int
+    reset_mode: int
+    has_min: bool
+    min_v: float
+    norm: bool
+    has_syn: bool
+    adaptive: bool
+    recurrent: bool
+    surrogate: Any
+
+    def threshold(self, bpre: torch.Tensor) -> torch.Tensor | float:
+        """The threshold at every step, computed as sinabs does (`b0 + adapt_scale * b`)."""
+        return self.adapt_scale * bpre + self.thr if self.adaptive else self.thr
+
+
+def _np(t: torch.Tensor) -> Any:
+    return t.detach().numpy()
+
+
+def _opt(t: torch.Tensor, flag: bool, empty: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(t) if flag else empty.to(t.device)
+
+
+class NeuronFn(torch.autograd.Function):
+    """`(x, v0, i0, b0, am, asyn, aa, w) -> (spikes, v_last, i_last, b_last)`; decays are per-feature vectors,
+    `w` the `(features, features)` recurrent weight (empty when not recurrent)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, b0: torch.Tensor, am: torch.Tensor,
+                asyn: torch.Tensor, aa: torch.Tensor, w: torch.Tensor, cfg: ExtConfig) -> Any:
+        x, v0, i0, b0 = (t.contiguous() for t in (x, v0, i0, b0))
+        am, asyn, aa, w = (t.detach().contiguous() for t in (am, asyn, aa, w))
+        om_am, om_aa = 1 - am, 1 - aa
+        spikes, vpre = torch.empty_like(x), torch.empty_like(x)
+        bpre, tot, isyn = _opt(x, cfg.adaptive, _EMPTY3), _opt(x, cfg.recurrent, _EMPTY3), _opt(x, cfg.has_syn, _EMPTY3)
+        wt = w.t().contiguous() if cfg.recurrent else _EMPTY2.to(x.device)
+        v_out, i_out, b_out = torch.empty_like(v0), torch.empty_like(i0), torch.empty_like(b0)
+        if x.is_cuda:
+            from brainlab.snn import fused_triton
+
+            fused_triton.neuron_forward(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, cfg, spikes, vpre, bpre, tot,
+                                        isyn, v_out, i_out, b_out)
+        else:
+            a = [_np(t) for t in (x, v0, i0, b0, spikes, vpre, bpre, tot, isyn, v_out, i_out, b_out)]
+            (x_, v0_, i0_, b0_, s_, p_, bp_, tot_, is_, vo_, io_, bo_) = a
+            vecs = [_np(t) for t in (am, om_am, asyn, aa, om_aa)]
+            wt_ = _np(wt)
+            thr, ascale, min_v = np.float32(cfg.thr), np.float32(cfg.adapt_scale), np.float32(cfg.min_v)
+
+            def rows(lo: int, hi: int) -> None:
+                def sl(arr: Any) -> Any:
+                    return arr[lo:hi] if len(arr) else arr
+
+                X.neuron_forward(
+                    x_[lo:hi], v0_[lo:hi], i0_[lo:hi], b0_[lo:hi], *vecs, wt_, thr, ascale, cfg.spike_mode,
+                    cfg.reset_mode, cfg.has_min, min_v, cfg.norm, cfg.has_syn, cfg.adaptive, cfg.recurrent,
+                    s_[lo:hi], p_[lo:hi], sl(bp_), sl(tot_), sl(is_), vo_[lo:hi], io_[lo:hi], bo_[lo:hi],
+                )
+
+            K.rows_in_parallel(len(x_), rows)
+        ctx.save_for_backward(tot if cfg.recurrent else x, spikes, vpre, bpre, isyn, v0, i0, b0, am, asyn, aa, w)
+        ctx.cfg = cfg
+        return spikes, v_out, i_out, b_out
+
+    @staticmethod
+    def backward(ctx: Any, g_spikes: torch.Tensor, g_v: torch.Tensor, g_i: torch.Tensor, g_b: torch.Tensor) -> Any:
+        cur, spikes, vpre, bpre, isyn, v0, i0, b0, am, asyn, aa, w = ctx.saved_tensors
+        cfg: ExtConfig = ctx.cfg
+        g_spikes, g_v, g_i, g_b = (g.to(vpre.dtype).contiguous() for g in (g_spikes, g_v, g_i, g_b))
+        sg = cfg.surrogate(vpre, cfg.threshold(bpre)).to(vpre.dtype).contiguous()
+        om_am, om_aa = 1 - am, 1 - aa
+        g_x = torch.empty_like(vpre)
+        g_v0, g_i0, g_b0 = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
+        g_am, g_asyn, g_aa = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
+        if vpre.is_cuda:
+            from brainlab.snn import fused_triton
+
+            fused_triton.neuron_backward(g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0, am,
+                                         om_am, asyn, aa, om_aa, w, cfg, g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa)
+        else:
+            a = [_np(t) for t in (g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0)]
+            vecs = [_np(t) for t in (am, om_am, asyn, aa, om_aa)]
+            outs = [_np(t) for t in (g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa)]
+            w_ = _np(w)
+            thr, ascale, min_v = np.float32(cfg.thr), np.float32(cfg.adapt_scale), np.float32(cfg.min_v)
+
+            def rows(lo: int, hi: int) -> None:
+                def sl(arr: Any) -> Any:
+                    return arr[lo:hi] if len(arr) else arr
+
+                X.neuron_backward(
+                    *(sl(t) for t in a), *vecs, w_, thr, ascale, cfg.reset_mode, cfg.has_min, min_v, cfg.norm,
+                    cfg.has_syn, cfg.adaptive, cfg.recurrent, *(t[lo:hi] for t in outs),
+                )
+
+            K.rows_in_parallel(len(vpre), rows)
+        g_w = None
+        if cfg.recurrent and ctx.needs_input_grad[7]:
+            feats = vpre.shape[-1]
+            g_w = g_x[:, 1:].reshape(-1, feats).t() @ spikes[:, :-1].reshape(-1, feats)
+        return g_x, g_v0, g_i0, g_b0, g_am.sum(0), g_asyn.sum(0), g_aa.sum(0), g_w, None
+
+
+@torch.compiler.disable
+def run(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, b0: torch.Tensor, am: torch.Tensor, asyn: torch.Tensor,
+        aa: torch.Tensor, w: torch.Tensor, cfg: ExtConfig) -> Any:
+    """The kernels stay outside torch.compile graphs (a graph break)."""
+    return NeuronFn.apply(x, v0, i0, b0, am, asyn, aa, w, cfg)
