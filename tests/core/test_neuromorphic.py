@@ -126,7 +126,6 @@ def test_export_cli_refuses_bad_arguments(capsys) -> None:
 
 
 def test_fused_backend_exports_to_the_same_spikes(tmp_path: Path) -> None:
-    # IAF: sinabs's NIR import of LIF ignores the input scaling (`r` / norm_input), so LIF is not exact there
     cfg = compose_cfg(tmp_path / "fused", [*TINY, "backend=fused", "trainer.limit_train_batches=2"])
     run(cfg)
     ckpt = tmp_path / "fused" / "checkpoints" / "last.ckpt"
@@ -143,5 +142,5 @@ def test_fused_backend_exports_to_the_same_spikes(tmp_path: Path) -> None:
 def test_fastsnn_layers_have_no_nir_equivalent(tmp_path: Path) -> None:
     cfg = compose_cfg(tmp_path / "fast", [*TINY, "backend=fastsnn", "trainer.limit_train_batches=1", "test=false"])
     run(cfg)
-    with pytest.raises(ConfigError, match="no sinabs/NIR equivalent"):
+    with pytest.raises(ConfigError, match="no NIR equivalent"):
         export_nir(tmp_path / "fast" / "checkpoints" / "last.ckpt")
