@@ -1,5 +1,8 @@
 """`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark (`loading`/`caching`, `backends`).
 
+`loading` takes Hydra overrides of `conf/bench/loading.yaml` (`samples=2048 backends=[fused]`); `backends`
+takes its own `--options` (`--help`).
+
 `--wandb` also logs the figures the bench wrote (and its JSON as a table) to a W&B run, offline unless
 WANDB_MODE says otherwise, so they sit beside the training runs on the dashboard.
 """
@@ -44,9 +47,9 @@ def main(argv: list[str]) -> int:
     module = BENCHES[argv[0]]
     args = [a for a in argv[1:] if a != "--wandb"]
     start = time.time()
-    importlib.import_module(f"brainlab.bench.{module}").main(args)
+    result = importlib.import_module(f"brainlab.bench.{module}").main(args)
     if "--wandb" in argv:
-        out = out_dir(module, args)
+        out = Path(result["out"]) if isinstance(result, dict) and "out" in result else out_dir(module, args)
         files = [p for p in out.rglob("*") if p.suffix in {".png", ".json"} and p.stat().st_mtime >= start]
         log_to_wandb(f"{module}-{time.strftime('%Y%m%d-%H%M%S')}", files, out)
     return 0
