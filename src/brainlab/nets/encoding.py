@@ -1,0 +1,71 @@
+"""Images -> input over `T` time steps for spiking nets (`model.net.encoding`, `model.net.time_steps`).
+
+- `direct`: the (normalised) analog image repeated at every step; the first layer turns it into current
+  (Wu et al. 2019; SEW-ResNet and Spikformer use it). Nets may run their stateless stem once and repeat it.
+- `rate`: Bernoulli spikes with probability = pixel intensity in [0, 1], drawn anew at every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from brainlab.errors import ConfigError
+from brainlab.nets.snn import positive_int
+from brainlab.snn.factory import check_choice
+
+ENCODINGS = ("direct", "rate")
+
+
+class ImageEncoder(nn.Module):
+    """`(batch, C, H, W)` images in [0, 1] -> `(batch, T, C, H, W)`.
+
+    `mean`/`std` (one value per channel, or null) normalise direct-coded images; rate coding uses the raw
+    intensities as spike probabilities.
+    """
+
+    def __init__(self, kind: str = "direct", time_steps: int = 4, channels: int = 3,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+        super().__init__()
+        self.kind = check_choice("model.net.encoding", kind, ENCODINGS)
+        self.time_steps = positive_int("model.net.time_steps", time_steps)
+        if (mean is None) != (std is None):
+            raise ConfigError("model.net.mean and model.net.std go together: set both or neither")
+        if mean is not None and std is not None:
+            if len(mean) != channels or len(std) != channels or any(s <= 0 for s in std):
+                raise ConfigError(f"model.net.mean/std need {channels} values (std > 0), got {list(mean)} / "
+                                  f"{list(std)}")
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        else:
+            self.mean = self.std = None
+
+    def analog(self, images: torch.Tensor) -> torch.Tensor:
+        """The direct-coded image of one step (normalised when mean/std are set)."""
+        if self.mean is None:
+            return images
+        return (images - self.mean) / self.std
+
+    def repeat(self, x: torch.Tensor) -> torch.Tensor:
+        """`(batch, ...)` -> `(batch, T, ...)`, the same tensor at every step (a view, no copy)."""
+        return x.unsqueeze(1).expand(x.shape[0], self.time_steps, *x.shape[1:])
+
+    def through(self, images: torch.Tensor, stem: nn.Module) -> torch.Tensor:
+        """`stem` (stateless, per image) applied to the encoded input: `(batch, T, *stem output)`.
+
+        Direct coding runs it once and repeats its output (the same input at every step)."""
+        if self.kind == "direct":
+            return self.repeat(stem(self.analog(images))).contiguous()
+        x = self(images)
+        y = stem(x.flatten(0, 1))
+        return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4:
+            raise ValueError(f"ImageEncoder expects (batch, channels, height, width), got {tuple(images.shape)}")
+        if self.kind == "direct":
+            return self.repeat(self.analog(images))
+        probs = self.repeat(images.clamp(0.0, 1.0))
+        return torch.bernoulli(probs)

@@ -1,0 +1,127 @@
+"""Spike-element-wise ResNet (SEW-ResNet, Fang et al., NeurIPS 2021) on the backend factory.
+
+A block's spikes `A` join its input spikes `S` by a connect function `g(A, S)`: `add` (A + S, the paper's
+best on ImageNet), `and` (A * S) or `iand` ((1 - A) * S). Downsampling shortcuts are conv1x1-BN-spiking.
+Sizes come from config: `layers` blocks per stage, `channels` per stage, `block` basic|bottleneck, `stem`
+imagenet (7x7 stride 2 + max-pool, for 224 px) or small (3x3 stride 1, for CIFAR-sized images).
+SEW-ResNet-18 = layers [2, 2, 2, 2], channels [64, 128, 256, 512], basic blocks, imagenet stem.
+
+Input `(batch, C, H, W)` images in [0, 1], encoded over `time_steps` (`encoding` direct|rate); output
+`(batch, time, num_classes)`: the readout at every step (phases average it over time). Stateless layers run
+on all steps at once as `(batch * time, ...)`; with direct coding the stem conv runs once and is repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from brainlab.errors import ConfigError
+from brainlab.nets.conv_snn import PerStep
+from brainlab.nets.encoding import ImageEncoder
+from brainlab.nets.snn import positive_int
+from brainlab.snn.factory import check_choice
+
+CONNECT: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "add": lambda a, s: a + s,
+    "and": lambda a, s: a * s,
+    "iand": lambda a, s: (1.0 - a) * s,
+}
+STEMS = ("imagenet", "small")
+
+
+def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(cout))
+
+
+class SEWBlock(nn.Module):
+    """Basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 x4) SEW block on `(batch, time, C, H, W)` spikes."""
+
+    def __init__(self, cin: int, width: int, stride: int, bottleneck: bool, spiking: Callable[[], nn.Module],
+                 connect: str) -> None:
+        super().__init__()
+        cout = width * 4 if bottleneck else width
+        if bottleneck:
+            convs = [conv_bn(cin, width, 1), conv_bn(width, width, 3, stride), conv_bn(width, cout, 1)]
+        else:
+            convs = [conv_bn(cin, width, 3, stride), conv_bn(width, cout, 3)]
+        self.body = nn.Sequential(*[m for c in convs for m in (PerStep(c), spiking())])
+        self.shortcut = (nn.Sequential(PerStep(conv_bn(cin, cout, 1, stride)), spiking())
+                         if stride != 1 or cin != cout else nn.Identity())
+        self.connect = CONNECT[connect]
+        self.out_channels = cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.connect(self.body(x), self.shortcut(x))
+
+
+class SEWResNet(nn.Module):
+    """`(batch, C, H, W)` -> `(batch, time, num_classes)`; spiking layers from `backend(**neuron)`."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        backend: Any,
+        layers: Sequence[int] = (2, 2, 2, 2),
+        channels: Sequence[int] = (64, 128, 256, 512),
+        block: str = "basic",
+        stem: str = "imagenet",
+        stem_channels: int | None = None,
+        connect: str = "add",
+        encoding: str = "direct",
+        time_steps: int = 4,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        neuron: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ConfigError(f"SEWResNet needs data.input_shape = [channels, height, width], got {list(input_shape)}")
+        self.input_shape = tuple(positive_int("data.input_shape[]", int(d)) for d in input_shape)
+        positive_int("model.net.num_classes", num_classes)
+        check_choice("model.net.block", block, ("basic", "bottleneck"))
+        check_choice("model.net.stem", stem, STEMS)
+        check_choice("model.net.connect", connect, CONNECT)
+        if not layers or len(layers) != len(channels):
+            raise ConfigError(f"model.net.layers {list(layers)} and model.net.channels {list(channels)} need one "
+                              "entry per stage each")
+        if not callable(backend):
+            raise ConfigError("model.net.backend must be a neuron factory (set by the `backend` group)")
+        neuron = dict(neuron or {})
+
+        def spiking() -> nn.Module:
+            return backend(**neuron)
+
+        c_in = self.input_shape[0]
+        self.encoder = ImageEncoder(encoding, time_steps, c_in, mean, std)
+        c = positive_int("model.net.stem_channels", stem_channels or int(channels[0]))
+        if stem == "imagenet":
+            self.stem_conv = conv_bn(c_in, c, 7, 2)
+            self.stem_rest = nn.Sequential(spiking(), PerStep(nn.MaxPool2d(3, 2, 1)))
+        else:
+            self.stem_conv = conv_bn(c_in, c, 3, 1)
+            self.stem_rest = nn.Sequential(spiking())
+        blocks: list[nn.Module] = []
+        for stage, (n_blocks, w) in enumerate(zip(layers, channels, strict=True)):
+            positive_int("model.net.layers[]", int(n_blocks))
+            positive_int("model.net.channels[]", int(w))
+            for i in range(int(n_blocks)):
+                stride = 2 if stage > 0 and i == 0 else 1
+                blk = SEWBlock(c, int(w), stride, block == "bottleneck", spiking, connect)
+                blocks.append(blk)
+                c = blk.out_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.readout = nn.Linear(c, num_classes)
+        self.features = c
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or tuple(images.shape[1:]) != self.input_shape:
+            raise ValueError(f"SEWResNet expects (batch, {', '.join(map(str, self.input_shape))}), "
+                             f"got {tuple(images.shape)}")
+        x = self.encoder.through(images, self.stem_conv)  # direct coding: the stem runs once
+        x = self.blocks(self.stem_rest(x))
+        return self.readout(x.mean(dim=(-2, -1)))  # global average pool per step -> (batch, time, classes)
