@@ -10,23 +10,24 @@ import minari
 import numpy as np
 import pytest
 import torch
+from fixtures_minari import balance_policy, needs_mujoco, write_antmaze, write_cartpole
 
-from brainlab.data.minari import ActionSpec, MinariDataModule, datasets_path, flatten_batch, write_dataset
+from brainlab.data.minari import (
+    ActionSpec,
+    MinariDataModule,
+    datasets_path,
+    flatten_batch,
+    observation_layout,
+)
 from brainlab.errors import ConfigError, DataError
 
 DATASET = "test/cartpole/scripted-v0"
 
 
-def balance(obs: np.ndarray, rng: np.random.Generator) -> int:
-    """A scripted CartPole controller with 20% random actions."""
-    return int(rng.integers(2)) if rng.random() < 0.2 else int(obs[2] + 0.5 * obs[3] > 0)
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("minari")
-    write_dataset(DATASET, path, "CartPole-v1", balance, episodes=6, max_steps=40, seed=3,
-                  ref_min_score=20.0, ref_max_score=500.0)
+    write_cartpole(path, DATASET, episodes=6, max_steps=40, seed=3, random_fraction=0.2)
     return path
 
 
@@ -39,7 +40,7 @@ def module(root: Path, **kw: object) -> MinariDataModule:
 def test_round_trip_matches_a_replay_of_the_recording(root: Path) -> None:
     dm = module(root, val_fraction=0.0)
     assert len(dm.train_episodes) == 6 and dm.obs_dim == 4 and dm.action_spec == ActionSpec(True, 2)
-    env = gym.make("CartPole-v1")
+    env, balance = gym.make("CartPole-v1"), balance_policy(0.2)
     rng = np.random.default_rng(3)
     for i, ep in enumerate(dm.train_episodes):   # replay the scripted policy: same observations and actions
         obs, _ = env.reset(seed=3 + i)
@@ -67,15 +68,19 @@ def test_windows_cover_each_episode_exactly_once_per_epoch(root: Path) -> None:
     assert set(seen) == expected and set(seen.values()) == {1}
 
 
-def test_validation_episodes_are_held_out(root: Path) -> None:
+def test_validation_and_test_windows_are_the_held_out_episodes(root: Path) -> None:
     dm = module(root, val_fraction=0.34)
     train, val = {e.id for e in dm.train_episodes}, {e.id for e in dm.val_episodes}
     assert len(val) == 2 and not train & val and len(train | val) == 6
+    for loader in (dm.val_dataloader(), dm.test_dataloader()):
+        windows = [(int(e), int(s)) for b in loader for e, s in zip(b["episode"], b["start"], strict=True)]
+        assert {e for e, _ in windows} == val
+        assert sum(int(m.sum()) for b in loader for m in b["mask"]) == sum(len(e) for e in dm.val_episodes)
 
 
 def test_normalized_score_is_minaris_on_a_0_to_100_scale(root: Path) -> None:
     dm = module(root)
-    returns = np.array([20.0, 260.0, 500.0, 35.5])
+    returns = np.array([22.0, 261.0, 500.0, 35.5])
     with datasets_path(root):
         expected = minari.get_normalized_score(minari.load_dataset(DATASET), returns)
     np.testing.assert_allclose(dm.normalized_score(returns), 100 * expected)
@@ -103,6 +108,42 @@ def test_flatten_batch_equals_gymnasium_flatten() -> None:
     batch = {k: np.stack([s[k] for s in samples]) for k in space.spaces}
     expected = np.stack([gym.spaces.flatten(space, s) for s in samples])
     np.testing.assert_allclose(flatten_batch(space, batch), expected)
+
+
+def test_observation_layout_names_the_slices_of_the_flat_vector() -> None:
+    space = gym.spaces.Dict({"observation": gym.spaces.Box(-1, 1, (3,)), "desired_goal": gym.spaces.Box(-1, 1, (2,)),
+                             "achieved_goal": gym.spaces.Box(-1, 1, (2,)), "mode": gym.spaces.Discrete(3)})
+    layout = observation_layout(space)
+    assert layout == [("achieved_goal", 0, 2), ("desired_goal", 2, 4), ("mode", 4, 7), ("observation", 7, 10)]
+    sample = space.sample()
+    flat = gym.spaces.flatten(space, sample)
+    for key, start, stop in layout:
+        np.testing.assert_allclose(flat[start:stop], gym.spaces.flatten(space[key], sample[key]))
+    nested = gym.spaces.Tuple((gym.spaces.Box(-1, 1, (2,)), space))
+    assert observation_layout(nested)[:2] == [("0", 0, 2), ("1/achieved_goal", 2, 4)]
+
+
+@needs_mujoco
+def test_antmaze_goal_observations_round_trip_flattened_in_sorted_key_order(tmp_path: Path) -> None:
+    write_antmaze(tmp_path, "test/antmaze/random-v0", episodes=2, max_steps=12, seed=5)
+    dm = MinariDataModule(dataset_id="test/antmaze/random-v0", root=str(tmp_path), horizon=8, batch_size=4,
+                          val_fraction=0.0)
+    dm.setup("fit")
+    layout = dm.observation_layout
+    assert [k for k, _, _ in layout] == ["achieved_goal", "desired_goal", "observation"]
+    assert dm.obs_dim == layout[-1][2] and layout[1] == ("desired_goal", 2, 4)
+    assert dm.action_spec.dim == 8 and not dm.action_spec.discrete
+    assert dm.requirements == ["gymnasium-robotics>=1.4", "mujoco>=3"]
+    env = dm.make_env()                           # the recorded spec: entry point + maze kwargs
+    assert env.spec.id == "AntMaze_UMaze-v5"
+    obs, _ = env.reset(seed=5)                    # the first episode was recorded from reset(seed=5)
+    ep = dm.train_episodes[0]
+    np.testing.assert_allclose(ep.obs[0], gym.spaces.flatten(env.observation_space, obs), rtol=1e-6)
+    np.testing.assert_allclose(dm.flatten_observation(obs), ep.obs[0], rtol=1e-6)
+    np.testing.assert_allclose(ep.obs[0, 2:4], obs["desired_goal"], rtol=1e-6)
+    env.close()
+    assert [len(e) for e in dm.train_episodes] == [12, 12]
+    assert sum(int(b["mask"].sum()) for b in dm.train_dataloader()) == 24
 
 
 def test_box_actions_scale_to_unit_and_back() -> None:

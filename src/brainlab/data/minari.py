@@ -4,8 +4,16 @@ Datasets are read with Minari's own API (`minari.load_dataset`, `iterate_episode
 used as `MINARI_DATASETS_PATH`. An episode of T steps (T+1 observations) becomes ceil(T / (horizon+1)) windows of
 `horizon + 1` steps; the last window of an episode is padded and masked, so every step is seen exactly once per
 epoch. A window holds `obs (L+1, obs_dim)`, `action (L,)|(L, act_dim)`, `reward (L,)`, `terminated (L,)`,
-`mask (L,)`. Observations are flattened as `gymnasium.spaces.flatten` does; Box actions are scaled to [-1, 1].
-The test loader yields evaluation-episode seeds: the phase rolls out one episode per test batch.
+`mask (L,)`. Box actions are scaled to [-1, 1].
+
+Observations are flattened exactly as `gymnasium.spaces.flatten` flattens one: Box -> its values, Discrete ->
+one-hot, Dict -> its entries concatenated in the Dict space's key order, which gymnasium sorts. A goal-conditioned
+AntMaze observation {observation, achieved_goal, desired_goal} thus becomes
+`[achieved_goal (2) | desired_goal (2) | observation (27 for -v4, 105 for -v5)]`; `observation_layout` names the
+slices and is logged at setup.
+
+The test loader gives the same windows over the held-out (validation) episodes, for `test/free_energy`; the
+agent's rollouts in the dataset's environment are the `callbacks.rollout_eval` callback's job.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from brainlab.errors import ConfigError, DataError
 
@@ -66,6 +74,22 @@ def flatten_batch(space: Any, obs: Any) -> np.ndarray:
     if isinstance(space, spaces.Tuple):
         return np.concatenate([flatten_batch(s, o) for s, o in zip(space.spaces, obs, strict=True)], axis=-1)
     raise ConfigError(f"observation space {space} is not supported (Box, Discrete, Dict or Tuple of them)")
+
+
+def observation_layout(space: Any, name: str = "") -> list[tuple[str, int, int]]:
+    """`(name, start, stop)` of each leaf of `space` in the flat vector of `flatten_batch` (Dict keys joined by
+    '/', Tuple entries by index), e.g. AntMaze: [(achieved_goal, 0, 2), (desired_goal, 2, 4), (observation, 4, 31)]."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Dict | spaces.Tuple):
+        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        out, offset = [], 0
+        for key, sub in items:
+            for leaf, start, stop in observation_layout(sub, f"{name}/{key}" if name else str(key)):
+                out.append((leaf, start + offset, stop + offset))
+            offset = out[-1][2]
+        return out
+    return [(name or "obs", 0, int(spaces.flatdim(space)))]
 
 
 @dataclass(frozen=True)
@@ -158,8 +182,6 @@ class MinariDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         val_fraction: float = 0.1,
         max_episodes: int | None = None,
-        eval_episodes: int = 10,
-        eval_seed: int = 10_000,
         full_dataset_glob: str | None = None,
         num_workers: int = 0,
         seed: int = 0,
@@ -169,11 +191,9 @@ class MinariDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.horizon={horizon} must be >= 1 (windows are horizon+1 steps)")
         if not 0 <= val_fraction < 1:
             raise ConfigError(f"data.val_fraction={val_fraction} must be in [0, 1)")
-        if eval_episodes < 1:
-            raise ConfigError(f"data.eval_episodes={eval_episodes} must be >= 1")
         self.dataset_id, self.root, self.download = dataset_id, Path(root), download
         self.horizon, self.batch_size, self.val_fraction = horizon, batch_size, val_fraction
-        self.max_episodes, self.eval_episodes, self.eval_seed = max_episodes, eval_episodes, eval_seed
+        self.max_episodes = max_episodes
         self.full_dataset_glob, self.num_workers, self.seed = full_dataset_glob, num_workers, seed
         self.dataset: Any = None
         self.action_spec: ActionSpec | None = None
@@ -234,13 +254,14 @@ class MinariDataModule(pl.LightningDataModule):
         self.action_spec = ActionSpec.from_space(self.dataset.action_space)
         episodes = self.episodes()
         self.obs_dim = episodes[0].obs.shape[1]
+        layout = ", ".join(f"{k}[{a}:{b}]" for k, a, b in self.observation_layout)
         order = np.random.default_rng(self.seed).permutation(len(episodes))
         n_val = int(round(self.val_fraction * len(episodes))) if len(episodes) > 1 else 0
         n_val = min(max(n_val, 1 if self.val_fraction > 0 and len(episodes) > 1 else 0), len(episodes) - 1)
         self.val_episodes = [episodes[i] for i in sorted(order[:n_val])]
         self.train_episodes = [episodes[i] for i in sorted(order[n_val:])]
-        log.info("minari %s: %d train / %d val episodes, %d steps", self.dataset_id, len(self.train_episodes),
-                 len(self.val_episodes), sum(map(len, episodes)))
+        log.info("minari %s: %d train / %d val episodes, %d steps; observation = %s", self.dataset_id,
+                 len(self.train_episodes), len(self.val_episodes), sum(map(len, episodes)), layout)
 
     # --- what the agent and the target table need ---------------------------------------------------
     @property
@@ -262,6 +283,24 @@ class MinariDataModule(pl.LightningDataModule):
         minari = import_minari()
         return 100.0 * np.asarray(minari.get_normalized_score(self.dataset, np.asarray(returns, np.float64)))
 
+    @property
+    def observation_space(self) -> Any:
+        return self.dataset.observation_space
+
+    @property
+    def observation_layout(self) -> list[tuple[str, int, int]]:
+        """Where each part of a (Dict) observation sits in the flat vector the agent sees."""
+        return observation_layout(self.dataset.observation_space)
+
+    def flatten_observation(self, obs: Any) -> np.ndarray:
+        """One environment observation (array or dict of arrays) as the flat float32 vector of the windows."""
+        return flatten_batch(self.dataset.observation_space, _batched(obs))[0]
+
+    @property
+    def requirements(self) -> list[str]:
+        """The packages the dataset declares for its environment (minari metadata), e.g. gymnasium-robotics."""
+        return list(self.dataset.storage.metadata.get("requirements") or [])
+
     def make_env(self) -> Any:
         """The dataset's evaluation environment (`recover_environment(eval_env=True)`)."""
         return self.dataset.recover_environment(eval_env=True)
@@ -278,8 +317,16 @@ class MinariDataModule(pl.LightningDataModule):
         return self._loader(self.val_episodes or self.train_episodes, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        seeds = torch.arange(self.eval_seed, self.eval_seed + self.eval_episodes)
-        return DataLoader(TensorDataset(seeds), batch_size=1, shuffle=False)
+        return self._loader(self.val_episodes or self.train_episodes, shuffle=False)
+
+
+def _batched(obs: Any) -> Any:
+    """One observation (array, or dict / tuple of arrays) as a batch of one."""
+    if isinstance(obs, dict):
+        return {k: _batched(v) for k, v in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(_batched(v) for v in obs)
+    return np.asarray(obs)[None]
 
 
 def stack(items: list[Any]) -> Any:
@@ -302,18 +349,25 @@ def write_dataset(
     seed: int = 0,
     ref_min_score: float | None = None,
     ref_max_score: float | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    requirements: list[str] | None = None,
 ) -> Any:
     """Record `episodes` of `policy(obs, rng) -> action` in gymnasium env `env_id` as a Minari dataset under
-    `root` (with `minari.create_dataset_from_buffers`): small offline datasets for tests and demos."""
+    `root` (with `minari.create_dataset_from_buffers`): small offline datasets for tests and demos.
+
+    `env_id` may name the module that registers it (`gymnasium_robotics:AntMaze_UMaze-v5`); the dataset stores the
+    env's full spec (entry point and `env_kwargs`), so `recover_environment` needs the package, not a registration.
+    Episodes are cut at `max_steps` (recorded as truncations)."""
     import gymnasium as gym
     from minari.data_collector import EpisodeBuffer
 
     minari = import_minari()
-    env = gym.make(env_id)
+    env = gym.make(env_id, **(env_kwargs or {}))
     rng = np.random.default_rng(seed)
     buffers = []
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
+        env.action_space.seed(seed + ep)
         observations, actions, rewards, terms, truncs = [obs], [], [], [], []
         while True:
             action = policy(obs, rng)
@@ -331,8 +385,8 @@ def write_dataset(
     env.close()
     with datasets_path(root):
         return minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=env_id, algorithm_name="scripted", author="brainlab",
+            dataset_id, buffers, env=env.spec, algorithm_name="scripted", author="brainlab",
             author_email="brainlab@example.org", code_permalink="https://example.org/brainlab",
-            description=f"{episodes} scripted episodes of {env_id}", eval_env=env_id,
-            ref_min_score=ref_min_score, ref_max_score=ref_max_score,
+            description=f"{episodes} scripted episodes of {env.spec.id}", eval_env=env.spec,
+            ref_min_score=ref_min_score, ref_max_score=ref_max_score, requirements=requirements,
         )

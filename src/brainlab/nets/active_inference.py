@@ -100,10 +100,14 @@ class ActiveInferenceNet(nn.Module):
     def set_statistics(self, obs: torch.Tensor, rewards: torch.Tensor, terminated: torch.Tensor,
                        reward_quantile: float = 0.9, done_preference: float = 1e-3) -> None:
         """Observation normaliser and preferences from the dataset: preferred reward = an upper quantile of
-        the rewards; termination is preferred only when terminal steps pay more than the average step."""
+        the rewards (the maximum where that quantile is the minimum, as with sparse goal rewards: preferring the
+        worst outcome is never meant); termination is preferred only when terminal steps pay more than average."""
         self.obs_mean.copy_(obs.mean(0))
         self.obs_std.copy_(obs.std(0).clamp_min(1e-3))
-        self.pref_reward.copy_(torch.quantile(rewards, reward_quantile))
+        preferred = torch.quantile(rewards, reward_quantile)
+        if preferred <= rewards.min() < rewards.max():
+            preferred = rewards.max()
+        self.pref_reward.copy_(preferred)
         self.pref_reward_std.copy_(rewards.std().clamp_min(0.1) if len(rewards) > 1 else torch.tensor(1.0))
         good_end = bool(terminated.any()) and rewards[terminated > 0].mean() > rewards.mean()
         self.pref_done.fill_(1 - done_preference if good_end else done_preference)

@@ -3,19 +3,16 @@
 fit: the generative world model (`model.net`, an ActiveInferenceNet) minimises variational free energy on
 windows of the dataset; its observation normaliser and outcome preferences are set from the training data.
 val: the same free energy on held-out episodes (`val/free_energy`).
-test = evaluation: each test batch is one episode seed; the agent acts in the dataset's own environment
-(`recover_environment(eval_env=True)`) by minimising expected free energy over `planning_horizon` steps
-(`policy: efe`; `habit` = the behaviour-cloned prior alone, `random` = uniform actions). Logged:
-`test/return`, `test/normalized_score` (minari's, on the 0-100 scale) and the same for a random policy on the
-same seeds; the episodes go to `rollouts.json` in the run dir. Where the environment cannot be built (e.g. its
-package is missing) the rollouts are skipped with the reason and the score is left unmeasured.
+test: the free energy on the held-out windows (`test/free_energy`).
+acting: `act(obs)` picks the action minimising expected free energy over `planning_horizon` steps
+(`policy: efe`; `habit` = the behaviour-cloned prior alone, `random` = uniform actions). The rollouts in the
+dataset's environment and the normalised score are the evaluation callback's (`callbacks.rollout_eval`,
+brainlab.callbacks.rollout_eval.RolloutEvaluation), which the experiment adds.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +29,7 @@ POLICIES = ("efe", "habit", "random")
 
 
 class ActiveInferencePhase(Phase):
-    """Trains the world model by free energy; evaluates the expected-free-energy agent by rollouts."""
+    """Trains the world model by free energy; acts by expected free energy (`act`)."""
 
     def __init__(
         self,
@@ -44,8 +41,6 @@ class ActiveInferencePhase(Phase):
         reward_quantile: float = 0.9,
         done_preference: float = 1e-3,
         policy: str = "efe",
-        eval_max_steps: int | None = None,
-        random_baseline: bool = True,
         num_threads: int | None = 1,
         **base: Any,
     ) -> None:
@@ -59,12 +54,8 @@ class ActiveInferencePhase(Phase):
         self.planner = EFEPlanner(horizon=planning_horizon, **planner)
         self.kl_weight, self.overshoot_weight = kl_weight, overshoot_weight
         self.reward_quantile, self.done_preference = reward_quantile, done_preference
-        self.policy, self.eval_max_steps, self.random_baseline = policy, eval_max_steps, random_baseline
-        self.num_threads = num_threads  # Phase.limit_threads applies it while fitting/testing
-        self.env: Any = None
-        self.skip_reason = ""
-        self.rollouts: dict[str, list[dict[str, float]]] = {}
-        self.report_files = ["rollouts.json"]
+        self.policy = policy
+        self.num_threads = num_threads  # Phase.limit_threads applies it while fitting/testing (and rollouts)
 
     # --- the net is sized by the dataset -----------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -97,98 +88,17 @@ class ActiveInferencePhase(Phase):
             self.log(f"{stage}/{key}", value, prog_bar=key in ("loss", "free_energy"), batch_size=n)
         return terms["loss"]
 
-    # --- evaluation by rollouts -------------------------------------------------------------------------
-    def on_test_start(self) -> None:
-        super().on_test_start()
-        self.rollouts = {"agent": [], "random": []}
-        self.skip_reason = ""
-        try:
-            self.env = self.trainer.datamodule.make_env()
-        except Exception as exc:  # gymnasium raises several types for a missing env package
-            self.env = None
-            self.skip_reason = (f"environment of {self.trainer.datamodule.dataset_id} cannot be built "
-                                f"({type(exc).__name__}: {exc}); for MuJoCo tasks (AntMaze) install "
-                                "gymnasium-robotics and mujoco")
-            log.warning("rollouts skipped: %s", self.skip_reason)
-
-    def act(self, obs: torch.Tensor, env: Any, gen: torch.Generator) -> Any:
-        dm = self.trainer.datamodule
+    # --- acting (used by callbacks.rollout_eval) --------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> np.ndarray | int:
+        """The agent's action for one flat observation, in the model's units (an index, or a Box action in
+        [-1, 1]; `datamodule.action_spec.from_unit` maps it to the environment's)."""
         if self.policy == "random":
-            return env.action_space.sample()
+            if self.net.discrete:
+                return int(torch.randint(self.net.action_dim, (), generator=generator, device=obs.device))
+            u = torch.rand(self.net.action_dim, generator=generator, device=obs.device)
+            return (2 * u - 1).cpu().numpy()
         if self.policy == "habit":
             action = self.net(obs[None])[0]
-            return dm.action_spec.from_unit(action.cpu().numpy())
-        return dm.action_spec.from_unit(self.planner(self.net, obs, gen))
-
-    def rollout(self, seed: int, random_policy: bool = False) -> dict[str, float]:
-        """One episode in the evaluation environment; returns its return and length."""
-        from brainlab.data.minari import flatten_batch
-
-        env, dm = self.env, self.trainer.datamodule
-        obs, _ = env.reset(seed=seed)
-        env.action_space.seed(seed)
-        gen = torch.Generator(device=self.device).manual_seed(seed)
-        total, steps = 0.0, 0
-        while True:
-            if random_policy:
-                action = env.action_space.sample()
-            else:
-                flat = flatten_batch(dm.dataset.observation_space, _batched(obs))[0]
-                action = self.act(torch.as_tensor(flat, device=self.device), env, gen)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            total += float(reward)
-            steps += 1
-            if terminated or truncated or (self.eval_max_steps is not None and steps >= self.eval_max_steps):
-                return {"seed": seed, "return": total, "length": steps}
-
-    def test_step(self, batch: Any, batch_idx: int) -> None:
-        if self.env is None:
-            return
-        seed = int(batch[0][0])
-        self.net.eval()
-        with torch.no_grad():
-            self.rollouts["agent"].append(self.rollout(seed))
-            if self.random_baseline:
-                self.rollouts["random"].append(self.rollout(seed, random_policy=True))
-
-    def on_test_epoch_end(self) -> None:
-        if self.env is None:
-            print(f"active inference: rollouts skipped: {self.skip_reason}")
-            return
-        dm = self.trainer.datamodule
-        summary: dict[str, float] = {}
-        for name, prefix in (("agent", "test"), ("random", "test/random")):
-            episodes = self.rollouts[name]
-            if not episodes:
-                continue
-            returns = np.array([e["return"] for e in episodes])
-            summary[f"{prefix}/return"] = float(returns.mean())
-            summary[f"{prefix}/episode_length"] = float(np.mean([e["length"] for e in episodes]))
-            try:
-                summary[f"{prefix}/normalized_score"] = float(dm.normalized_score(returns).mean())
-            except ValueError as exc:
-                log.warning("no normalised score: %s (the dataset lacks ref_min_score/ref_max_score)", exc)
-        for key, value in summary.items():
-            self.log(key, value, batch_size=1)
-        out = Path(self.trainer.default_root_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        record = {"dataset_id": dm.dataset_id, "policy": self.policy, "planning_horizon": self.planner.horizon,
-                  "full_dataset": dm.is_full_dataset, "summary": summary, "episodes": self.rollouts}
-        tmp = out / "rollouts.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2))
-        tmp.replace(out / "rollouts.json")
-
-    def on_test_end(self) -> None:
-        super().on_test_end()
-        if self.env is not None:
-            self.env.close()
-            self.env = None
-
-
-def _batched(obs: Any) -> Any:
-    """One observation (array or dict of arrays) as a batch of one."""
-    if isinstance(obs, dict):
-        return {k: _batched(v) for k, v in obs.items()}
-    if isinstance(obs, tuple):
-        return tuple(_batched(v) for v in obs)
-    return np.asarray(obs)[None]
+            return int(action) if self.net.discrete else action.cpu().numpy()
+        return self.planner(self.net, obs, generator)
