@@ -61,7 +61,7 @@ def decode_image(path: Path, size: int, channels: int) -> torch.Tensor:
             img = img.convert(mode)
             if img.size != (size, size):
                 img = img.resize((size, size), Image.Resampling.LANCZOS)
-            array = np.asarray(img, dtype=np.uint8)
+            array = np.array(img, dtype=np.uint8)
     except OSError as exc:
         raise DataError(f"cannot decode mini-ImageNet image {path} ({exc}): replace the file") from exc
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
