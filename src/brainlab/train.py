@@ -15,6 +15,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from brainlab.callbacks.target_table import TargetTable
@@ -130,7 +131,7 @@ def main(cfg: DictConfig) -> float | None:
     try:
         return metric_value(run(cfg), cfg.get("optimized_metric"))
     except Exception as exc:
-        known = find_brainlab_error(exc)
+        known = find_brainlab_error(exc) or lightning_config_error(exc)
         message = str(known) if known else f"{type(exc).__name__}: {exc}"
         if in_multirun():
             log.exception("job failed: %s", message)
@@ -145,12 +146,19 @@ def main(cfg: DictConfig) -> float | None:
 
 def exit_with_one_line(exc: Exception) -> NoReturn:
     """A brainlab error ends the program with its one line (status 2); anything else propagates."""
-    known = find_brainlab_error(exc)
+    known = find_brainlab_error(exc) or lightning_config_error(exc)
     if known is None:
         raise exc
     log.error("%s", known)
     print(f"error: {known}", file=sys.stderr)
     raise SystemExit(2) from None
+
+
+def lightning_config_error(exc: BaseException) -> ConfigError | None:
+    """Lightning's own refusal of a trainer setting (e.g. `limit_train_batches` too small), as a config error."""
+    if isinstance(exc, MisconfigurationException):
+        return ConfigError(f"trainer settings refused by Lightning: {exc}")
+    return None
 
 
 def config_path() -> str:

@@ -105,3 +105,17 @@ def test_debug_overlays_compose(overlay: str, tmp_path) -> None:
 def test_debug_fdr_runs_one_batch(make_cfg) -> None:
     metrics = run(make_cfg("debug=fdr"))
     assert "test/acc" in metrics
+
+
+def test_debug_limit_runs_on_a_tiny_dataset(make_cfg) -> None:
+    cfg = make_cfg("debug=limit", "trainer.max_epochs=1")
+    assert "test/acc" in run(cfg)
+
+
+def test_a_trainer_setting_lightning_refuses_is_one_config_error(make_cfg) -> None:
+    from brainlab.train import lightning_config_error
+
+    with pytest.raises(Exception) as caught:
+        run(make_cfg("trainer.limit_train_batches=0.01"))
+    error = lightning_config_error(caught.value)
+    assert isinstance(error, ConfigError) and "limit_train_batches" in str(error)
