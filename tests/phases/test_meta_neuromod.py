@@ -14,7 +14,7 @@ from torch.func import functional_call
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS / "data"))
 sys.path.insert(0, str(TESTS / "phases"))
-from test_meta_phase import episode_batch, tiny_net  # noqa: E402
+from test_meta_phase import episode_batch, meta_train_then_test, one_thread, tiny_net  # noqa: E402, F401
 from test_miniimagenet_data import write_miniimagenet  # noqa: E402
 from test_omniglot_data import write_omniglot  # noqa: E402
 
@@ -23,13 +23,7 @@ from brainlab.errors import ConfigError  # noqa: E402
 from brainlab.phases.meta import MAML, layer_of  # noqa: E402
 from brainlab.train import run  # noqa: E402
 
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture imported from test_meta_phase
 
 
 def reference_grads(net: torch.nn.Module, batch: dict, lrs: dict[str, torch.Tensor], steps: int,
@@ -84,7 +78,7 @@ def test_gates_get_the_reference_meta_gradient(first_order: bool) -> None:
         torch.testing.assert_close(gate.grad, chain, rtol=1e-7, atol=1e-10)
 
 
-def test_neuromodulated_maml_learns_its_inner_rates_and_beats_no_adaptation(tmp_path: Path, one_thread) -> None:
+def test_neuromodulated_maml_learns_its_inner_rates_and_beats_no_adaptation(tmp_path: Path) -> None:
     root = write_omniglot(tmp_path / "omniglot", background=20, evaluation=10, drawings=5)
     torch.manual_seed(0)
     dm = OmniglotDataModule(root=root, ways=5, shots=1, queries=3, image_size=14, train_episodes=120,
@@ -96,21 +90,15 @@ def test_neuromodulated_maml_learns_its_inner_rates_and_beats_no_adaptation(tmp_
     # the gates are 5 numbers: give them a faster outer rate for this short run
     opt = torch.optim.Adam([{"params": model.net.parameters()},
                             {"params": model.lr_gates.parameters(), "lr": 0.1}], lr=3e-3)
-    for batch in dm.train_dataloader():
-        opt.zero_grad()
-        model.step(batch, "train").backward()
-        opt.step()
+    adapted, unadapted = meta_train_then_test(model, dm, opt)
     lrs = {layer: float(lr.detach()) for layer, lr in model.layer_lrs().items()}
     assert sum(lrs.values()) / len(lrs) > 0.05 * 1.2, lrs
     assert len({round(v, 6) for v in lrs.values()}) == len(lrs), "each layer has its own rate"
-    test = list(dm.test_dataloader())
-    adapted = torch.cat([model.query_accuracy(b, steps=3) for b in test]).mean()
-    unadapted = torch.cat([model.query_accuracy(b, steps=0) for b in test]).mean()
     assert unadapted < 0.35, "without adaptation the shuffled labels are at chance (0.2)"
     assert adapted > unadapted + 0.25, (adapted, unadapted)
 
 
-def test_miniimagenet_maml_runs_end_to_end_neuromodulated(tmp_path: Path, make_cfg, one_thread) -> None:
+def test_miniimagenet_maml_runs_end_to_end_neuromodulated(tmp_path: Path, make_cfg) -> None:
     root = write_miniimagenet(tmp_path / "mini", classes={"train": 6, "val": 5, "test": 5}, images=4)
     cfg = make_cfg("experiment=miniimagenet_maml", f"data.root={root}", "data.image_size=16", "data.queries=2",
                    "data.train_episodes=4", "data.val_episodes=2", "data.test_episodes=4", "data.batch_size=2",

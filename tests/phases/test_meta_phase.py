@@ -45,6 +45,18 @@ def episode_batch(tasks: int = 2, ways: int = 3, shots: int = 1, queries: int = 
             "query_y": torch.arange(ways).repeat_interleave(queries).repeat(tasks, 1)}
 
 
+def meta_train_then_test(model: MAML, dm: OmniglotDataModule, opt: torch.optim.Optimizer) -> tuple[float, float]:
+    """One epoch of meta-training; mean held-out query accuracy with and without adaptation."""
+    for batch in dm.train_dataloader():
+        opt.zero_grad()
+        model.step(batch, "train").backward()
+        opt.step()
+    test = list(dm.test_dataloader())
+    adapted = torch.cat([model.query_accuracy(b) for b in test]).mean()
+    unadapted = torch.cat([model.query_accuracy(b, steps=0) for b in test]).mean()
+    return float(adapted), float(unadapted)
+
+
 def meta_grads(model: MAML, batch: dict) -> list[torch.Tensor]:
     model.zero_grad()
     model.step(batch, "train").backward()
@@ -99,14 +111,7 @@ def test_meta_training_then_adaptation_beats_no_adaptation_on_held_out_classes(r
                             test_episodes=24, val_fraction=0.25, batch_size=4)
     dm.setup()
     model = MAML(net=tiny_net(5), ways=5, inner_steps=3, inner_lr=0.4, first_order=True)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for batch in dm.train_dataloader():
-        opt.zero_grad()
-        model.step(batch, "train").backward()
-        opt.step()
-    test = list(dm.test_dataloader())
-    adapted = torch.cat([model.query_accuracy(b, steps=3) for b in test]).mean()
-    unadapted = torch.cat([model.query_accuracy(b, steps=0) for b in test]).mean()
+    adapted, unadapted = meta_train_then_test(model, dm, torch.optim.Adam(model.parameters(), lr=3e-3))
     assert unadapted < 0.35, "without adaptation the shuffled labels are at chance (0.2)"
     assert adapted > unadapted + 0.25, (adapted, unadapted)
 
