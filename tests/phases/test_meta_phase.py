@@ -144,3 +144,27 @@ def test_conv4_norm_is_batch_norm_over_the_batch_seen() -> None:
     ref.load_state_dict(norm.state_dict())
     torch.testing.assert_close(norm(x), ref(x), rtol=1e-4, atol=1e-5)
     assert Conv4(num_classes=5)(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
+
+
+def test_test_metrics_are_the_episode_mean_with_its_95_ci(root: Path, one_thread) -> None:
+    import pytorch_lightning as pl
+
+    torch.manual_seed(0)
+    dm = OmniglotDataModule(root=root, ways=5, shots=1, queries=2, image_size=14, test_episodes=10,
+                            val_fraction=0.25, batch_size=4)  # 10 episodes: batches of 4, 4 and 2
+    model = MAML(net=tiny_net(5), ways=5, inner_steps=1, inner_lr=0.4)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    metrics = trainer.test(model, datamodule=dm, verbose=False)[0]
+    accs = torch.cat([model.query_accuracy(b) for b in dm.test_dataloader()])
+    unadapted = torch.cat([model.query_accuracy(b, steps=0) for b in dm.test_dataloader()])
+    assert metrics["test/episodes"] == 10 and float(accs.std()) > 0
+    assert metrics["test/acc"] == pytest.approx(float(accs.mean()), abs=1e-6)
+    assert metrics["test/acc_ci95"] == pytest.approx(1.96 * float(accs.std()) / 10 ** 0.5, abs=1e-6)
+    assert metrics["test/acc_unadapted"] == pytest.approx(float(unadapted.mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("experiment", ["omniglot_maml", "miniimagenet_maml"])
+def test_experiments_test_on_at_least_600_episodes_by_default(experiment: str, make_cfg) -> None:
+    cfg = make_cfg(f"experiment={experiment}", tiny=False)
+    assert cfg.data.test_episodes >= 600 and cfg.data.ways == 5 and cfg.data.shots == 1

@@ -13,6 +13,8 @@ Episodes and loaders come from `brainlab.data.episodes` (seeded, shared with Omn
 from __future__ import annotations
 
 import csv
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +81,10 @@ class FileImages:
 
     def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
         return torch.stack([decode_image(self.paths[i], self.size, self.channels) for i in index.tolist()])
+
+    def load(self, pool: ThreadPoolExecutor) -> torch.Tensor:
+        """All images of the class, decoded on `pool`'s threads (Pillow decodes without the GIL)."""
+        return torch.stack(list(pool.map(lambda p: decode_image(p, self.size, self.channels), self.paths)))
 
 
 def to_unit_float(images: torch.Tensor) -> torch.Tensor:
@@ -147,12 +153,12 @@ class MiniImageNetDataModule(EpisodicDataModule):
             len(splits[split]) == n and all(len(names) == IMAGES_PER_CLASS for names in splits[split].values())
             for split, n in FULL_CLASSES.items()
         )
-        return {split: (list(classes), [self.read_class(paths) for paths in classes.values()])
+        lazy = {split: [FileImages(paths, self.image_size, self.channels) for paths in classes.values()]
                 for split, classes in files.items()}
-
-    def read_class(self, paths: list[Path]) -> torch.Tensor | FileImages:
-        images = FileImages(paths, self.image_size, self.channels)
-        return images[torch.arange(len(images))] if self.preload else images
+        if self.preload:
+            with ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+                lazy = {split: [images.load(pool) for images in classes] for split, classes in lazy.items()}
+        return {split: (list(files[split]), classes) for split, classes in lazy.items()}
 
     @property
     def is_full_dataset(self) -> bool:
