@@ -29,7 +29,7 @@ SETTINGS = [
 
 
 def _params(setting: dict) -> dict:
-    params = {"spike_threshold": 0.8, **setting}
+    params = {"spike_threshold": 0.8, "train_tau": True, **setting}
     if params["kind"] == "lif":
         params.setdefault("tau_mem", 6.0)
     return params
@@ -61,6 +61,7 @@ def test_spikes_identical_and_gradients_equal(setting: dict) -> None:
     for name in ("tau_mem", "tau_syn"):
         p_ref, p_our = getattr(ref, name, None), getattr(ours, name, None)
         if isinstance(p_our, nn.Parameter):
+            assert p_our.grad is not None, f"{name} is learnable with train_tau=true"
             torch.testing.assert_close(p_our.grad, p_ref.grad, rtol=1e-3, atol=1e-5)
 
 
@@ -123,13 +124,19 @@ def test_torch_compile_is_optional_and_gives_the_same_output() -> None:
     assert net[0].weight.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
-def test_fused_trains_like_sinabs_in_the_default_run(tmp_path, precision: str) -> None:
+ALIF_RECURRENT = ("model.net.neuron.kind=alif", "+model.net.neuron.tau_mem=5.0", "+model.net.neuron.tau_adapt=20.0",
+                  "+model.net.neuron.recurrent=true", "+model.net.neuron.train_tau=true",
+                  "model.net.neuron.spike_threshold=0.3")
+
+
+@pytest.mark.parametrize(("precision", "neuron"), [("32-true", ALIF_RECURRENT), ("bf16-mixed", ())],
+                         ids=["fp32-alif-recurrent", "bf16-iaf"])
+def test_fused_trains_like_sinabs_in_the_default_run(tmp_path, precision: str, neuron: tuple[str, ...]) -> None:
     """`python train.py backend=fused` (TINY): the same training as backend=sinabs, step for step."""
     from conftest import TINY, compose_cfg
 
     extra = ["trainer.max_epochs=1", "model.scheduler.warmup_steps=2", "model.optimizer.lr=0.01",
-             f"trainer.precision={precision}"]
+             f"trainer.precision={precision}", *neuron]
     ours_cfg = compose_cfg(tmp_path / "fused", [*TINY, *extra, "backend=fused"])
     assert ours_cfg.model.net.backend._target_ == "brainlab.snn.fused.neuron"
     ours = run(ours_cfg)

@@ -24,10 +24,15 @@ def spiking_mlp(
     width: int, hidden: int, n_hidden: int, num_classes: int, backend: NeuronFactory,
     neuron: Mapping[str, Any], bias: bool = True,
 ) -> list[nn.Module]:
-    """`n_hidden` x (Linear -> spiking layer from `backend`), then a Linear readout to `num_classes`."""
+    """`n_hidden` x (Linear -> spiking layer from `backend`), then a Linear readout to `num_classes`.
+
+    A recurrent neuron (`model.net.neuron.recurrent=true`) is told its width (`features`) for its recurrent
+    weight; other neurons get only the `model.net.neuron.*` knobs.
+    """
     layers: list[nn.Module] = []
+    width_kw = {"features": hidden} if neuron.get("recurrent") else {}
     for _ in range(n_hidden):
-        layers += [nn.Linear(width, hidden, bias=bias), backend(**neuron)]
+        layers += [nn.Linear(width, hidden, bias=bias), backend(**neuron, **width_kw)]
         width = hidden
     layers.append(nn.Linear(width, num_classes, bias=bias))
     return layers
