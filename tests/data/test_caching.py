@@ -120,14 +120,18 @@ def test_runs_building_the_same_entry_at_once_leave_one_valid_entry(tmp_path: Pa
                                       all_items(source())[0])
 
 
+# every transform parameter, one at a time (with n_time_bins where the frame count changes with it)
 SSC_KNOBS = [
-    "data.transform.transforms.0.spatial_factor=0.1",
-    "data.transform.transforms.1.max=900000",
-    "data.transform.transforms.2.time_window=5000",
-    "data.transform.transforms.2.include_incomplete=false",
-    "data.transform.transforms.2.start_time=1000",
-    "data.transform.transforms.2.end_time=800000",
-    "data.n_time_bins=200",
+    ["data.transform.transforms.0.spatial_factor=0.1"],
+    ["+data.transform.transforms.0.time_factor=0.5"],
+    ["data.transform.transforms.1.max=900000"],
+    ["+data.transform.transforms.1.min=1000"],
+    ["data.transform.transforms.2.time_window=5000", "data.n_time_bins=200"],
+    ["data.transform.transforms.2.include_incomplete=false"],
+    ["data.transform.transforms.2.start_time=1000"],
+    ["data.transform.transforms.2.end_time=800000", "data.n_time_bins=200"],
+    ["+data.transform.transforms.2.overlap=2000", "data.n_time_bins=499"],
+    ["data.n_channels=120"],
 ]
 
 
@@ -145,8 +149,8 @@ def test_cache_key_changes_with_every_transform_parameter(tmp_path: Path) -> Non
     base = entries()
     assert len(base) == 3  # train, val, test
     assert entries() == set(), "the same transform reuses its entries"
-    for knob in SSC_KNOBS:
-        assert len(entries(knob)) == 3, f"{knob} must give new cache entries"
+    for knobs in SSC_KNOBS:
+        assert len(entries(*knobs)) == 3, f"{knobs} must give new cache entries"
 
 
 def test_gpu_cache_without_cuda_is_a_clear_error() -> None:

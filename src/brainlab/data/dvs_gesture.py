@@ -34,6 +34,7 @@ class DVSGestureDataModule(TonicDataModule):
     dataset_name = "dvs_gesture"
     tonic_class = tonic.datasets.DVSGesture
     full_sizes = {"train": 1077, "test": 264}  # tonic's preprocessed release (Amir et al. 2017)
+    size_keys = "data.frame_size with data.spatial_factor"
 
     def __init__(self, spatial_factor: float = 1.0, frame_size: int = 128, **base: Any) -> None:
         super().__init__(**base)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+import tonic
 import torch
 from torch.utils.data import Dataset, Subset
 
@@ -31,13 +32,18 @@ log = logging.getLogger(__name__)
 class FixedTimeBins:
     """Pad with empty frames or crop to exactly `n_time_bins` frames and cast to float32.
 
-    A sample's frames then never depend on which samples share its batch.
+    A sample's frames then never depend on which samples share its batch. `frame_shape` (optional) fixes
+    the empty sample tonic's ToFrame returns in another layout (`(1, P, W, H)` zeros) to the dataset's shape.
     """
 
     n_time_bins: int
+    frame_shape: tuple[int, ...] | None = None
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         frames = np.asarray(frames)
+        if (self.frame_shape is not None and frames.shape[1:] != self.frame_shape and frames.shape[0] == 1
+                and frames.size == np.prod(self.frame_shape) and not frames.any()):
+            frames = np.zeros((self.n_time_bins, *self.frame_shape), dtype=np.float32)
         t = frames.shape[0]
         if t > self.n_time_bins:
             frames = frames[: self.n_time_bins]
@@ -48,18 +54,92 @@ class FixedTimeBins:
 
 
 class Chain:
-    """Apply the configured transform, then the base's final steps (picklable for workers)."""
+    """Apply the configured transform, then the base's final steps (picklable for workers).
 
-    def __init__(self, *steps: Callable | None) -> None:
+    An IndexError/ValueError inside a step (tonic's ToFrame on events outside its sensor, say) becomes one
+    `DataError` line naming `name` and `hint`, not a traceback from deep in a loader worker.
+    """
+
+    def __init__(self, *steps: Callable | None, name: str = "data.transform", hint: str = "") -> None:
         self.steps = [s for s in steps if s is not None]
+        self.name, self.hint = name, hint
 
     def __call__(self, sample: Any) -> Any:
         for step in self.steps:
-            sample = step(sample)
+            try:
+                sample = step(sample)
+            except (IndexError, ValueError) as exc:
+                raise DataError(f"{self.name}: {type(step).__name__} failed on a sample "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                                f"{': ' + self.hint if self.hint else ''}") from None
         return sample
 
     def __repr__(self) -> str:
         return f"Chain({', '.join(repr(s) for s in self.steps)})"
+
+
+#: tonic transforms that move no event in space (the sensor size passes through them unchanged)
+SPACE_PRESERVING = ("CropTime", "Denoise", "DropEvent", "DropEventByTime", "DropPixel", "RefractoryPeriod",
+                    "TimeSkew", "TimeAlignment", "Decimation", "NumpyAsType")
+
+
+def transform_steps(transform: Any) -> list[tuple[str, Any]]:
+    """`(config key, step)` of a tonic Compose (or a single transform)."""
+    if isinstance(transform, tonic.transforms.Compose):
+        return [(f"data.transform.transforms.{i}", t) for i, t in enumerate(transform.transforms)]
+    return [("data.transform", transform)] if transform is not None else []
+
+
+def frames_made(to_frame: tonic.transforms.ToFrame) -> int | None:
+    """How many frames ToFrame makes for every sample, when its parameters fix that (else None)."""
+    if to_frame.n_time_bins:
+        return int(to_frame.n_time_bins)
+    if not to_frame.time_window or to_frame.start_time is None or to_frame.end_time is None:
+        return None
+    stride = to_frame.time_window - (to_frame.overlap or 0)
+    span = (to_frame.end_time - to_frame.start_time - to_frame.time_window) / stride
+    n = np.ceil(span) if to_frame.include_incomplete else np.floor(span)
+    return max(int(n) + 1, 1)
+
+
+def check_transform(transform: Any, sensor: Sequence[int] | None, n_time_bins: int, size_keys: str = "") -> None:
+    """Refuse, with the key to change, a transform that does not fit events from a `sensor` (W, H, P):
+    a ToFrame sensor_size smaller than the (downsampled) events, or a frame count other than n_time_bins."""
+    size = tuple(int(d) for d in sensor) if sensor is not None else None
+    downsampled = ""
+    for key, step in transform_steps(transform):
+        kind = type(step).__name__
+        if isinstance(step, tonic.transforms.Downsample):
+            if step.target_size is not None and step.sensor_size is not None:
+                factors = np.asarray(step.target_size, float) / np.asarray(step.sensor_size[:2], float)
+            else:
+                factors = np.broadcast_to(np.asarray(step.spatial_factor, float), (2,))
+            if np.any(factors <= 0):
+                raise ConfigError(f"{key}.spatial_factor must be > 0, got {step.spatial_factor!r}")
+            downsampled = f" or change {key}.spatial_factor"
+            if size is not None:  # coordinates are multiplied, then truncated to int
+                size = (int((size[0] - 1) * factors[0]) + 1, int((size[1] - 1) * factors[1]) + 1, size[2])
+        elif isinstance(step, tonic.transforms.ToFrame):
+            given = step.sensor_size
+            if size is not None and given is not None:
+                need = size  # a single-polarity ToFrame refuses two-polarity events
+                if any(int(g) < n for g, n in zip(given, need, strict=True)):
+                    raise ConfigError(
+                        f"{key}.sensor_size={[int(g) for g in given]} is smaller than the events it bins "
+                        f"({list(need)} after the steps before it): set it"
+                        f"{f' (via {size_keys})' if size_keys else ''} to {list(need)}{downsampled}")
+                if any(int(g) > n for g, n in zip(given, need, strict=True)):
+                    log.warning("%s.sensor_size=%s is larger than the events (%s): frames carry empty positions",
+                                key, [int(g) for g in given], list(need))
+            made = frames_made(step)
+            if made is not None and made != n_time_bins:
+                raise ConfigError(
+                    f"data.n_time_bins={n_time_bins} does not match the {made} frames {key} makes "
+                    f"(time_window={step.time_window}, start_time={step.start_time}, end_time={step.end_time}, "
+                    f"include_incomplete={step.include_incomplete}): set data.n_time_bins={made}")
+            size = None
+        elif kind not in SPACE_PRESERVING:
+            size = None  # a transform we cannot follow: stop checking sizes
 
 
 class EventDataModule(pl.LightningDataModule):
@@ -93,7 +173,10 @@ class EventDataModule(pl.LightningDataModule):
             raise ConfigError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
         if not 0.0 < val_fraction < 1.0:
             raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction!r}")
-        self.transform = Chain(transform, FixedTimeBins(self.n_time_bins))
+        self.user_transform = transform
+        self.transform = Chain(transform, FixedTimeBins(self.n_time_bins, self.input_shape),
+                               hint=f"check the sensor_size / spatial_factor against {self.dataset_name}'s "
+                                    "events and data.n_time_bins")
         self.cache = cache if cache is not None else NoCache()
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -113,6 +196,17 @@ class EventDataModule(pl.LightningDataModule):
         """Identifies the raw data (root, version) in cache keys."""
         return self.dataset_name
 
+    def native_sensor_size(self) -> tuple[int, int, int] | None:
+        """The events' sensor `(W, H, P)` before any transform (None: sizes are not checked)."""
+        return None
+
+    #: the data keys that set the ToFrame sensor size (named in the error when it does not fit)
+    size_keys = "data.n_channels"
+
+    def check_config(self) -> None:
+        """Static checks of the transform against the sensor and data.n_time_bins (no file read)."""
+        check_transform(self.user_transform, self.native_sensor_size(), self.n_time_bins, self.size_keys)
+
     @property
     def is_full_dataset(self) -> bool:
         """False when the files found are not the complete published dataset (fixtures, partial copies)."""
@@ -122,7 +216,9 @@ class EventDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
+        self.check_config()
         train = self.make_dataset("train", self.transform)
+        self._check_sample_shape(train)  # before any cache builds: a bad transform fails here, once
         if self.has_val_split:
             val = self.make_dataset("val", self.transform)
         else:
@@ -131,7 +227,6 @@ class EventDataModule(pl.LightningDataModule):
         for split, dataset in (("train", train), ("val", val), ("test", test)):
             key = transform_key(self.dataset_id(), split, self.transform, self.split_hash)
             self.datasets[split] = self.cache.wrap(dataset, key=f"{self.dataset_name}/{split}/{key}")
-        self._check_sample_shape(self.datasets["train"])
 
     def _split_train(self, train: Dataset) -> tuple[Subset, Subset]:
         """A seeded validation split from the training set; its hash is logged and kept."""

@@ -32,6 +32,7 @@ class NMNISTDataModule(TonicDataModule):
     dataset_name = "nmnist"
     tonic_class = tonic.datasets.NMNIST
     full_sizes = {"train": 60000, "test": 10000}  # Orchard et al. 2015
+    size_keys = ""  # the ToFrame sensor_size is set in the transform itself
 
     def __init__(self, first_saccade_only: bool = False, stabilize: bool = False, **base: Any) -> None:
         super().__init__(**base)

@@ -142,6 +142,9 @@ class SyntheticEventDataModule(EventDataModule):
             split=split, samples_per_class=self.samples[split], transform=transform, **self.generator
         )
 
+    def native_sensor_size(self) -> tuple[int, int, int]:
+        return (int(self.generator["n_channels"]), 1, 1)
+
     def dataset_id(self) -> str:
         params = {**self.generator, **{f"samples_{k}": v for k, v in self.samples.items()}}
         return "synthetic:" + ",".join(f"{k}={v}" for k, v in sorted(params.items()))

@@ -119,6 +119,10 @@ class TonicDataModule(EventDataModule):
             raise DataError(f"{self.dataset_name}: no samples found for split {split} under {self.folder}")
         return dataset
 
+    def native_sensor_size(self) -> tuple[int, int, int]:
+        """tonic's class-level sensor size of the raw events."""
+        return tuple(int(d) for d in self.tonic_class.sensor_size)  # type: ignore[return-value]
+
     def dataset_id(self) -> str:
         files: list[Path] = []
         for path in (p for s in self.splits() for p in self.required(s)):
