@@ -10,11 +10,13 @@ from brainlab.snn import exodus_backend, sinabs_backend
 
 SETTINGS = [
     dict(kind="iaf"),
-    dict(kind="iaf", spike_fn="single", reset="zero"),
-    dict(kind="iaf", min_v_mem=-0.5),
-    dict(kind="lif", tau_mem=8.0),
-    dict(kind="lif", tau_mem=8.0, spike_fn="single", reset="zero", min_v_mem=-1.0),
+    dict(kind="iaf", spike_fn="single"),
+    dict(kind="iaf", min_v_mem=-0.5, surrogate="gaussian"),
+    dict(kind="lif", tau_mem=8.0, train_tau=True),
+    dict(kind="lif", tau_mem=8.0, spike_fn="single", min_v_mem=-1.0, surrogate="heaviside"),
 ]
+#: exodus's synapse decays early (`alpha * x + alpha * i`), sinabs's as `alpha * (i + x)`: equal up to rounding
+SYN_SETTINGS = [dict(kind="lif", tau_mem=8.0, tau_syn=4.0), dict(kind="iaf", tau_syn=3.0)]
 
 
 def _exodus_or_skip() -> None:
@@ -24,9 +26,9 @@ def _exodus_or_skip() -> None:
         pytest.skip(str(err))
 
 
-def test_tau_syn_is_refused_before_any_import() -> None:
-    with pytest.raises(ConfigError, match="tau_syn is not supported by backend=exodus"):
-        exodus_backend.neuron(kind="iaf", tau_syn=5.0)
+def test_alif_is_refused_before_any_import() -> None:
+    with pytest.raises(ConfigError, match="kind=alif is not supported by backend=exodus; use backend=sinabs"):
+        exodus_backend.neuron(kind="alif", tau_mem=5.0, tau_adapt=10.0)
 
 
 @pytest.mark.gpu
@@ -46,6 +48,21 @@ def test_exodus_equals_sinabs_on_cuda(setting: dict) -> None:
     (out_ref * weight).sum().backward()
     (out_our * weight).sum().backward()
     torch.testing.assert_close(x_our.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+    if setting.get("train_tau"):
+        torch.testing.assert_close(ours.layer.tau_mem.grad, ref.tau_mem.grad, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("setting", SYN_SETTINGS, ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_exodus_synapse_matches_sinabs_up_to_rounding(setting: dict) -> None:
+    _exodus_or_skip()
+    torch.manual_seed(0)
+    ref = sinabs_backend.neuron(spike_threshold=0.8, **setting).cuda()
+    ours = exodus_backend.neuron(spike_threshold=0.8, **setting).cuda()
+    x = torch.randn(4, 50, 16, device="cuda") * 3
+    out_ref, out_our = ref(x), ours(x)
+    assert out_ref.sum() > 0
+    assert (out_ref == out_our).float().mean() > 0.999
 
 
 @pytest.mark.gpu

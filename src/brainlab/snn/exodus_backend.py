@@ -3,7 +3,15 @@
 sinabs-exodus compiles a CUDA extension at install time, so it exists only on GPU machines:
 `pip install sinabs-exodus` (or `git clone https://github.com/synsense/sinabs-exodus && pip install .`
 inside it, with `nvcc` matching `torch.version.cuda`; not in editable mode). Elsewhere building a layer
-raises one ConfigError carrying the real import error. Exodus has no synaptic current (`tau_syn`).
+raises one ConfigError carrying the real import error.
+
+Mapping of the `model.net.neuron.*` knobs onto `sinabs.exodus.layers.IAF` / `LIF` (both subclass sinabs's
+LIF and take the same arguments): kind iaf/lif, spike_threshold, spike_fn multi/single (MultiSpike /
+SingleSpike), reset=subtract only (exodus's kernels implement MembraneSubtract alone), surrogate +
+surrogate_args (any sinabs surrogate: exodus evaluates it in torch), min_v_mem (below the threshold),
+tau_mem (LIF, norm_input=True as sinabs), tau_syn (exodus's `decay_early=True` = sinabs's synapse), train_tau
+(tau parameters' requires_grad; exodus computes the decay gradient in CUDA). Not expressible, refused by name
+before any import: kind=alif, recurrent=true, reset=zero (see `spec.SUPPORT`).
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from torch import nn
 
 from brainlab.errors import ConfigError
 from brainlab.snn.factory import register_spiking_type
-from brainlab.snn.sinabs_backend import RESETS, SPIKE_FNS, SURROGATES
+from brainlab.snn.sinabs_backend import RESETS, SPIKE_FNS, make_surrogate, set_train_tau
 from brainlab.snn.spec import parse_neuron
 
 INSTALL = (
@@ -55,18 +63,26 @@ class ExodusNeuron(nn.Module):
 
 
 def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
-    """`backend=exodus` factory: the same knobs as `backend=sinabs` except `tau_syn`."""
+    """`backend=exodus` factory: the knobs of `backend=sinabs` that exodus's kernels implement."""
     spec = parse_neuron("exodus", {"kind": kind, **params})
-    if spec.tau_syn is not None:
-        raise ConfigError("model.net.neuron.tau_syn is not supported by backend=exodus; set it to null")
     layers = load_layers()
-    common = dict(
+    common: dict[str, Any] = dict(
         spike_threshold=float(spec.spike_threshold),
         spike_fn=SPIKE_FNS[spec.spike_fn],
         reset_fn=RESETS[spec.reset](),
-        surrogate_grad_fn=SURROGATES[spec.surrogate](),
+        surrogate_grad_fn=make_surrogate(spec),
         min_v_mem=spec.min_v_mem,
     )
-    if spec.kind == "iaf":
-        return ExodusNeuron(layers.IAF(**common))
-    return ExodusNeuron(layers.LIF(tau_mem=float(spec.tau_mem), norm_input=True, **common))
+    if spec.tau_syn is not None:
+        common.update(tau_syn=float(spec.tau_syn), decay_early=True)
+    try:
+        if spec.kind == "iaf":
+            layer = layers.IAF(**common)
+        else:
+            layer = layers.LIF(tau_mem=float(spec.tau_mem), norm_input=True, **common)
+    except TypeError as err:  # sinabs-exodus < 1.1 has no synaptic current
+        raise ConfigError(
+            f"model.net.neuron.tau_syn needs sinabs-exodus >= 1.1 ({err}); upgrade with "
+            "`pip install -U sinabs-exodus` or set tau_syn to null"
+        ) from err
+    return ExodusNeuron(set_train_tau(layer, spec.train_tau))

@@ -65,10 +65,15 @@ def build(spec: NeuronSpec) -> nn.Module:
         cls = sl.LIFRecurrent if spec.recurrent else sl.LIF
         layer = cls(tau_mem=float(spec.tau_mem), spike_threshold=float(spec.spike_threshold), tau_syn=spec.tau_syn,
                     **common)
+    return set_train_tau(layer, spec.train_tau)
+
+
+def set_train_tau(layer: nn.Module, train: bool) -> nn.Module:
+    """Time constants are parameters in sinabs (always trained there); learnable here only with train_tau."""
     for name in ("tau_mem", "tau_syn", "tau_adapt"):
         param = getattr(layer, name, None)
         if isinstance(param, nn.Parameter):
-            param.requires_grad_(spec.train_tau)
+            param.requires_grad_(train)
     return layer
 
 
