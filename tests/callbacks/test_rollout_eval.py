@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_minari import write_cartpole, write_missing_env_dataset  # noqa: E402
+from fixtures_minari import recorded, write_cartpole, write_missing_env_dataset  # noqa: E402
 
 from brainlab.callbacks.rollout_eval import RolloutEvaluation  # noqa: E402
 from brainlab.data.minari import datasets_path  # noqa: E402
@@ -28,9 +28,7 @@ QUIET = ("callbacks.progress_bar=null", "trainer.enable_model_summary=false")
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("minari_rollouts")
-    write_cartpole(path, DATASET, episodes=8, max_steps=60, seed=1, random_fraction=0.3)
-    return path
+    return recorded(tmp_path_factory, write_cartpole, DATASET, episodes=8, max_steps=60, seed=1, random_fraction=0.3)
 
 
 def test_rollouts_are_seeded_and_cut_at_max_steps() -> None:

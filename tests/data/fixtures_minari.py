@@ -43,6 +43,14 @@ def write_cartpole(root: Path, dataset_id: str, episodes: int, max_steps: int, s
                          max_steps=max_steps, seed=seed, ref_min_score=22.0, ref_max_score=500.0)
 
 
+def recorded(tmp_path_factory: pytest.TempPathFactory, write: Callable[..., Any], dataset_id: str, **kw: Any) -> Path:
+    """A fresh MINARI_DATASETS_PATH holding `dataset_id` written by `write(root, dataset_id, **kw)` (for
+    module-scoped fixtures)."""
+    path = tmp_path_factory.mktemp(dataset_id.replace("/", "_"))
+    write(path, dataset_id, **kw)
+    return path
+
+
 def random_torques(obs: Any, rng: np.random.Generator) -> np.ndarray:
     """The ant's 8 joint torques, uniform in the action box [-1, 1]."""
     return rng.uniform(-1, 1, 8).astype(np.float32)

@@ -10,7 +10,7 @@ import minari
 import numpy as np
 import pytest
 import torch
-from fixtures_minari import balance_policy, needs_mujoco, write_antmaze, write_cartpole
+from fixtures_minari import balance_policy, needs_mujoco, recorded, write_antmaze, write_cartpole
 
 from brainlab.data.minari import (
     ActionSpec,
@@ -26,9 +26,7 @@ DATASET = "test/cartpole/scripted-v0"
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("minari")
-    write_cartpole(path, DATASET, episodes=6, max_steps=40, seed=3, random_fraction=0.2)
-    return path
+    return recorded(tmp_path_factory, write_cartpole, DATASET, episodes=6, max_steps=40, seed=3, random_fraction=0.2)
 
 
 def module(root: Path, **kw: object) -> MinariDataModule:

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_minari import write_cartpole  # noqa: E402
+from fixtures_minari import recorded, write_cartpole  # noqa: E402
 
 from brainlab.data.minari import MinariDataModule, datasets_path  # noqa: E402
+from brainlab.errors import ConfigError  # noqa: E402
 from brainlab.nets.active_inference import ActiveInferenceNet, EFEPlanner  # noqa: E402
 from brainlab.phases.active_inference import ActiveInferencePhase  # noqa: E402
 from brainlab.train import run  # noqa: E402
@@ -27,9 +28,8 @@ DATASET = "test/cartpole/balance-v0"
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("minari_aif")
-    write_cartpole(path, DATASET, episodes=30, max_steps=150, seed=0, random_fraction=0.3)
-    return path
+    return recorded(tmp_path_factory, write_cartpole, DATASET, episodes=30, max_steps=150, seed=0,
+                    random_fraction=0.3)
 
 
 @pytest.fixture
@@ -105,6 +105,15 @@ def test_continuous_cem_beats_the_habit_plan_within_bounds(one_thread: None) -> 
     np.testing.assert_allclose(action, best[0].numpy())
     with torch.no_grad():
         assert planner.score(net, s0, best[None]) > planner.score(net, s0, habit_plan[None])
+
+
+def test_bad_planner_settings_are_refused() -> None:
+    with pytest.raises(ConfigError, match="model.planner.elites=64 must be in"):
+        EFEPlanner(candidates=32, elites=64)
+    with pytest.raises(ConfigError, match="model.planning_horizon=0"):
+        ActiveInferencePhase(net={"_target_": "brainlab.nets.active_inference.ActiveInferenceNet"}, planning_horizon=0)
+    with pytest.raises(ConfigError, match="model.policy='greedy'"):
+        ActiveInferencePhase(net={"_target_": "brainlab.nets.active_inference.ActiveInferenceNet"}, policy="greedy")
 
 
 def test_sparse_rewards_prefer_the_goal_not_the_usual_zero() -> None:

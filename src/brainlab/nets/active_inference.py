@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brainlab.errors import ConfigError
+
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 
 
@@ -249,6 +251,16 @@ class EFEPlanner:
     ambiguity_weight: float = 1.0
     max_enumerate: int = 4096
     init_std: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.elites <= self.candidates:
+            raise ConfigError(f"model.planner.elites={self.elites} must be in [1, model.planner.candidates="
+                              f"{self.candidates}]")
+        if self.iterations < 1 or self.horizon < 1:
+            raise ConfigError(f"model.planner.iterations={self.iterations} and model.planning_horizon="
+                              f"{self.horizon} must be >= 1")
+        if self.init_std <= 0:
+            raise ConfigError(f"model.planner.init_std={self.init_std} must be > 0")
 
     def score(self, net: ActiveInferenceNet, s0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         g, log_habit = net.expected_free_energy(s0, actions, self.ambiguity_weight)
