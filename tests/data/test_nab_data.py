@@ -33,24 +33,41 @@ def corpus(tmp_path: Path) -> Path:
     )
 
 
-def test_streams_are_served_in_time_order_one_file_at_a_time(corpus: Path) -> None:
+def test_streams_are_served_in_time_order_side_by_side(corpus: Path) -> None:
     dm = NABDataModule(str(corpus), rows_per_step=100)
     dm.setup("fit")
     assert [s.name for s in dm.streams] == ["artB/three.csv", "realA/one.csv", "realA/two.csv"]
     batches = list(dm.train_dataloader())
-    assert [(b["file"], b["start"]) for b in batches][:3] == [
-        ("artB/three.csv", 0),
-        ("artB/three.csv", 100),
-        ("artB/three.csv", 200),
-    ]
-    one = [b for b in batches if b["file"] == "realA/one.csv"]
-    assert [b["start"] for b in one] == [0, 100, 200] and [len(b["value"]) for b in one] == [100, 100, 50]
-    values = torch.cat([b["value"] for b in one])
-    assert torch.equal(values, torch.arange(250.0, dtype=torch.float64))
-    ts = torch.cat([b["timestamp"] for b in one])
+    # all files in lockstep, longest first: 10 chunks of the longest file's 1000 rows
+    assert len(batches) == 10 and all(
+        b["files"] == ["artB/three.csv", "realA/one.csv", "realA/two.csv"] for b in batches
+    )
+    assert [b["start"] for b in batches] == list(range(0, 1000, 100))
+    assert [b["length"].tolist() for b in batches[:4]] == [[100, 100, 100], [100, 100, 20], [100, 50, 0], [100, 0, 0]]
+    one = torch.cat([b["value"][1, : b["length"][1]] for b in batches])
+    assert torch.equal(one, torch.arange(250.0, dtype=torch.float64))
+    ts = torch.cat([b["timestamp"][1, : b["length"][1]] for b in batches])
     assert bool((ts.diff() == 300).all()) and int(ts[0]) == int(np.datetime64("2015-03-01T00:00:00", "s").astype(int))
-    assert one[0]["input_min"] == 0.0 and one[0]["input_max"] == 249.0 and one[0]["n_rows"] == 250
+    first = batches[0]
+    assert (
+        first["input_min"][1] == 0.0 and first["input_max"][1] == 249.0 and first["n_rows"].tolist() == [1000, 250, 120]
+    )
+    assert first["first_value"].tolist() == [1.0, 0.0, 0.0]
     assert not dm.is_full_dataset
+
+
+def test_lockstep_one_serves_one_file_at_a_time(corpus: Path) -> None:
+    dm = NABDataModule(str(corpus), rows_per_step=100, lockstep=1)
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    assert [(b["files"], b["start"]) for b in batches][9:12] == [
+        (["artB/three.csv"], 900),
+        (["realA/one.csv"], 0),
+        (["realA/one.csv"], 100),
+    ]
+    assert sum(int(b["length"].sum()) for b in batches) == 1370 and len(batches) == 10 + 3 + 2
+    with pytest.raises(ConfigError, match="lockstep"):
+        NABDataModule(str(corpus), lockstep=-1)
 
 
 def test_windows_from_file_and_built_from_point_labels(corpus: Path) -> None:

@@ -3,7 +3,8 @@
 `data.root` is a NAB checkout (`git clone https://github.com/numenta/NAB`): `data/<category>/<name>.csv`
 (`timestamp,value`), `labels/combined_windows.json` (anomaly windows per file, used as they are) and, where
 present, `labels/combined_labels.json` (point labels; a file with labels but no windows gets NAB-built windows)
-and `config/profiles.json` (cost profiles). A batch is one chunk of `rows_per_step` consecutive rows of one file.
+and `config/profiles.json` (cost profiles). A batch is `rows_per_step` consecutive rows of each file of a
+group of `lockstep` files (0 = all) streamed side by side, longest first; each file's rows are in time order.
 """
 
 from __future__ import annotations
@@ -74,34 +75,53 @@ def select(names: Sequence[str], files: Sequence[str] | None) -> list[str]:
 
 
 class ChunkDataset(Dataset):
-    """Consecutive row chunks of every stream, in file order then time order."""
+    """Streams in lockstep groups of `lockstep` files (longest first); a batch is rows `start..start +
+    rows_per_step` of every file of one group, padded to the chunk (`length` = real rows of each)."""
 
-    def __init__(self, streams: Sequence[Stream], rows_per_step: int) -> None:
+    def __init__(self, streams: Sequence[Stream], rows_per_step: int, lockstep: int = 0) -> None:
         self.streams = list(streams)
-        self.index = [(f, start) for f, s in enumerate(self.streams) for start in range(0, len(s), rows_per_step)]
+        order = sorted(range(len(self.streams)), key=lambda f: -len(self.streams[f]))
+        size = lockstep if lockstep > 0 else max(1, len(order))
+        self.groups = [order[i : i + size] for i in range(0, len(order), size)]
+        self.index = [
+            (g, start)
+            for g, group in enumerate(self.groups)
+            for start in range(0, len(self.streams[group[0]]), rows_per_step)
+        ]
         self.rows_per_step = rows_per_step
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        f, start = self.index[i]
-        s = self.streams[f]
-        stop = min(start + self.rows_per_step, len(s))
+        g, start = self.index[i]
+        streams = [self.streams[f] for f in self.groups[g]]
+        width = min(self.rows_per_step, len(streams[0]) - start)
+        value = np.zeros((len(streams), width))
+        stamp = np.zeros((len(streams), width), dtype=np.int64)
+        length = np.zeros(len(streams), dtype=np.int64)
+        for k, s in enumerate(streams):
+            part = slice(start, min(start + width, len(s)))
+            n = max(0, part.stop - part.start)
+            value[k, :n] = s.values[part]
+            stamp[k, :n] = s.timestamps[part].astype(np.int64)
+            length[k] = n
         return {
-            "file": s.name,
-            "file_index": f,
+            "files": [s.name for s in streams],
             "start": start,
-            "n_rows": len(s),
-            "value": torch.from_numpy(s.values[start:stop]),
-            "timestamp": torch.from_numpy(s.timestamps[start:stop].astype(np.int64)),
-            "input_min": float(s.values.min()),
-            "input_max": float(s.values.max()),
+            "n_rows": torch.tensor([len(s) for s in streams]),
+            "length": torch.from_numpy(length),
+            "value": torch.from_numpy(value),
+            "timestamp": torch.from_numpy(stamp),
+            "input_min": torch.tensor([float(s.values.min()) for s in streams], dtype=torch.float64),
+            "input_max": torch.tensor([float(s.values.max()) for s in streams], dtype=torch.float64),
+            "first_value": torch.tensor([float(s.values[0]) for s in streams], dtype=torch.float64),
         }
 
 
 class NABDataModule(pl.LightningDataModule):
-    """NAB files (all, or `files`: names / patterns) as chunked streams for fit and test."""
+    """NAB files (all, or `files`: names / patterns) as chunked streams for fit and test; `lockstep` files
+    (0 = all) are served side by side so a detector can run them as one batch (they share no state)."""
 
     def __init__(
         self,
@@ -111,10 +131,14 @@ class NABDataModule(pl.LightningDataModule):
         windows_file: str = "combined_windows.json",
         labels_file: str = "combined_labels.json",
         num_workers: int = 0,
+        lockstep: int = 0,
     ) -> None:
         super().__init__()
         if int(rows_per_step) < 1:
             raise ConfigError(f"data.rows_per_step must be >= 1, got {rows_per_step}")
+        if int(lockstep) < 0:
+            raise ConfigError(f"data.lockstep must be >= 0 (0 = all files together), got {lockstep}")
+        self.lockstep = int(lockstep)
         self.root = Path(root)
         self.files = list(files) if files is not None else None
         self.rows_per_step = int(rows_per_step)
@@ -168,7 +192,10 @@ class NABDataModule(pl.LightningDataModule):
 
     def _loader(self) -> DataLoader:
         return DataLoader(
-            ChunkDataset(self.streams, self.rows_per_step), batch_size=None, shuffle=False, num_workers=self.num_workers
+            ChunkDataset(self.streams, self.rows_per_step, self.lockstep),
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.num_workers,
         )
 
     def train_dataloader(self) -> DataLoader:

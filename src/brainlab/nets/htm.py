@@ -23,25 +23,17 @@ from torch import nn
 
 from brainlab.errors import ConfigError
 
-_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a fast integer hash (uint64 -> uint64)."""
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
-        return x ^ (x >> np.uint64(31))
-
 
 class Encoder:
     """Active input bits per row: RDSE(value) | time of day | weekend, as an int64 array (rows, active bits).
 
-    RDSE: bucket `b = round((x - first value) / resolution)`; bucket b is made of bits `hash(b + j) % size`
-    for j < active_bits, so neighbouring buckets share all but one bit and distant ones share ~none.
-    Resolution from the file's range as Numenta's NAB detector does: `max(min_resolution,
-    (max - min + 2 * padding) / n_buckets)` with padding = 20% of the range.
+    RDSE as Numenta's RandomDistributedScalarEncoder: bucket `round((x - first value) / resolution)`, clipped
+    to `max_buckets` buckets around the first value; neighbouring buckets differ in one bit, buckets `d <
+    active_bits` apart share `active_bits - d` bits and any others at most `max_overlap` (a seeded table built
+    outward from the centre bucket, each new bit drawn until those overlaps hold). Resolution from the file's
+    range as Numenta's NAB detector does: `max(min_resolution, (max - min + 2 * padding) / n_buckets)` with
+    padding = 20% of the range (a flat file: range 1). Time of day: a periodic scalar encoder of the hour,
+    `time_of_day_bits` wide, radius `time_of_day_radius` hours.
     """
 
     def __init__(
@@ -54,6 +46,8 @@ class Encoder:
         time_of_day_bits: int = 21,
         time_of_day_radius: float = 9.49,
         weekend_bits: int = 0,
+        max_buckets: int = 1000,
+        max_overlap: int = 2,
         seed: int = 42,
     ) -> None:
         if active_bits >= size:
@@ -63,7 +57,8 @@ class Encoder:
         self.tod_bits = time_of_day_bits
         self.tod_size = int(math.ceil(time_of_day_bits * 24.0 / time_of_day_radius)) if time_of_day_bits else 0
         self.weekend_bits = weekend_bits
-        self.seed = seed
+        self.max_buckets, self.max_overlap, self.seed = max_buckets, max_overlap, seed
+        self._table: np.ndarray | None = None
 
     @property
     def width(self) -> int:
@@ -71,13 +66,48 @@ class Encoder:
 
     def resolution(self, input_min: float, input_max: float) -> float:
         pad = abs(input_max - input_min) * self.range_padding
-        return max(self.min_resolution, (input_max - input_min + 2 * pad) / self.n_buckets)
+        span = (input_max + pad) - (input_min - pad)
+        return max(self.min_resolution, (span if span > 0 else 1.0) / self.n_buckets)
+
+    @property
+    def table(self) -> np.ndarray:
+        """(max_buckets, active_bits) RDSE bucket -> bits, built once."""
+        if self._table is None:
+            self._table = self._build_table()
+        return self._table
+
+    def _build_table(self) -> np.ndarray:
+        rng = np.random.default_rng(self.seed)
+        n, w, centre = self.max_buckets, self.active_bits, self.max_buckets // 2
+        table = np.zeros((n, w), dtype=np.int64)
+        member = np.zeros((n, self.size), dtype=np.int32)
+        table[centre] = rng.choice(self.size, w, replace=False)
+        member[centre, table[centre]] = 1
+        built = [centre]
+        for idx, prev, drop in [(i, i - 1, 0) for i in range(centre + 1, n)] + [
+            (i, i + 1, w - 1) for i in range(centre - 1, -1, -1)
+        ]:
+            keep = np.delete(table[prev], drop)
+            free = np.setdiff1d(np.arange(self.size), table[prev])
+            others = np.array(built)
+            dist = np.abs(others - idx)
+            allowed = np.where(dist < w, w - dist, self.max_overlap)
+            base = member[others][:, keep].sum(1)
+            for bit in rng.permutation(free):
+                if ((base + member[others, bit]) <= allowed).all():
+                    break
+            row = np.append(keep, bit) if drop == 0 else np.insert(keep, 0, bit)
+            table[idx] = row
+            member[idx, row] = 1
+            built.append(idx)
+        return table
 
     def encode(self, values: np.ndarray, timestamps: np.ndarray, resolution: float, offset: float) -> np.ndarray:
         """`timestamps`: int64 seconds since the epoch. Returns (rows, active bits) int64 indices."""
-        bucket = np.round((np.asarray(values, dtype=np.float64) - offset) / resolution).astype(np.int64)
-        keys = (bucket[:, None] + np.arange(self.active_bits)).astype(np.uint64) + np.uint64(self.seed << 32)
-        parts = [(_mix64(keys) % np.uint64(self.size)).astype(np.int64)]
+        bucket = np.round((np.asarray(values, dtype=np.float64) - offset) / resolution)
+        half = self.max_buckets // 2
+        bucket = np.clip(bucket, -half, self.max_buckets - 1 - half).astype(np.int64) + half
+        parts = [self.table[bucket]]
         t = np.asarray(timestamps, dtype=np.int64)
         if self.tod_bits:
             hours = (t % 86400) / 3600.0
@@ -92,9 +122,34 @@ class Encoder:
         return np.concatenate(parts, axis=1)
 
 
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash on int64 tensors holding values in [0, 2^32) (no overflow: factors < 2^27)."""
+    x = ((x >> 16) ^ x) * 0x45D9F3B & _M32
+    x = ((x >> 16) ^ x) * 0x45D9F3B & _M32
+    return (x >> 16) ^ x
+
+
+def counter_uniform(seed: int, *keys: torch.Tensor | int) -> torch.Tensor:
+    """Uniform floats in [0, 1) from a hash of (seed, keys...), broadcast over the keys' shapes.
+
+    A counter-based generator: a draw depends only on what it is for (iteration, stream-local cell, ...),
+    never on how many draws came before, so B streams run together draw exactly what each would alone."""
+    tensors = [k for k in keys if isinstance(k, torch.Tensor)]
+    h = torch.full((), seed & _M32, dtype=torch.long, device=tensors[0].device if tensors else None)
+    for k in keys:
+        h = _mix32((h + 0x9E3779B9 + (torch.as_tensor(k, device=h.device) & _M32)) & _M32)
+    return h.to(torch.float64).div_(2.0**32).to(torch.float32)
+
+
 class SpatialPooler:
-    """Global-inhibition spatial pooler: overlap with connected proximal synapses, boosting, k winners,
-    Hebbian permanence learning on the winners, duty cycles and weak-column bumping."""
+    """Global-inhibition spatial pooler for B independent streams (dim 0), as Numenta's C++ SP: overlap with
+    connected proximal synapses, boosting, k winners, Hebbian permanence learning on the winners (trimmed
+    below active_inc / 2), duty cycles, weak-column bumping every step against a minimum overlap duty
+    cycle refreshed every `update_period` steps. All streams start from the same seeded state (NAB runs a
+    fresh, identically seeded detector per file)."""
 
     def __init__(
         self,
@@ -108,74 +163,102 @@ class SpatialPooler:
         boost_strength: float = 0.0,
         duty_cycle_period: int = 1000,
         min_pct_overlap_duty: float = 0.001,
+        update_period: int = 50,
         seed: int = 1956,
+        batch: int = 1,
         device: torch.device | str = "cpu",
     ) -> None:
         if not 0 < active_columns <= columns:
             raise ConfigError(f"model.net.sp.active_columns must be in 1..columns ({columns}), got {active_columns}")
         g = torch.Generator().manual_seed(seed)
-        self.columns, self.k, self.connected = columns, active_columns, connected
-        self.inc, self.dec, self.boost_strength = active_inc, inactive_dec, boost_strength
-        self.period, self.min_pct = duty_cycle_period, min_pct_overlap_duty
+        self.I, self.C, self.k, self.B = input_size, columns, active_columns, batch
+        self.connected, self.inc, self.dec, self.boost_strength = connected, active_inc, inactive_dec, boost_strength
+        self.trim = active_inc / 2.0
+        self.period, self.min_pct, self.update_period = duty_cycle_period, min_pct_overlap_duty, update_period
         n_pot = max(1, int(round(potential_pct * input_size)))
         order = torch.rand(columns, input_size, generator=g).argsort(dim=1)
         potential = torch.zeros(columns, input_size, dtype=torch.bool)
         potential.scatter_(1, order[:, :n_pot], True)
         r = torch.rand(columns, input_size, generator=g)
         above = torch.rand(columns, input_size, generator=g) < 0.5
-        perm = torch.where(above, connected + (1 - connected) * r, connected * r)
-        # permanences as (columns x inputs) for learning; connectivity also kept as (inputs x columns) floats
-        # so a step's overlap only gathers the active inputs' rows
-        self.potential = potential.to(device)
-        self.perm = (perm * potential).to(device)
-        self.conn_t = (self.perm >= connected).t().float().contiguous()
+        perm = torch.where(above, connected + (1 - connected) * r, connected * r) * potential
+        perm[perm < self.trim] = 0.0
         self.tie = (torch.rand(columns, generator=g) * 1e-3).to(device)
-        self.boost = torch.ones(columns, device=device)
-        self.overlap_duty = torch.zeros(columns, device=device)
-        self.active_duty = torch.zeros(columns, device=device)
+        self.potential = potential.float().to(device)  # (C, I), shared: it never changes
+        self.perm = perm.to(device).expand(batch, columns, input_size).contiguous()  # (B, C, I)
+        # connectivity as (B, I + 1, C) bytes (the last input row is the all-zero "no bit" sentinel), so a
+        # step's overlap gathers only the active inputs' rows
+        conn = torch.zeros(batch, input_size + 1, columns, dtype=torch.uint8, device=device)
+        conn[:, :input_size] = (self.perm >= connected).transpose(1, 2)
+        self.conn_t = conn
+        self.boost = torch.ones(batch, columns, device=device)
+        self.overlap_duty = torch.zeros(batch, columns, device=device)
+        self.active_duty = torch.zeros(batch, columns, device=device)
+        self.min_overlap_duty = torch.zeros(batch, 1, device=device)
         self.iteration = 0
-        self.x = torch.zeros(input_size, device=device)
 
     def compute(self, bits: torch.Tensor, learn: bool = True) -> torch.Tensor:
-        """Active input bit indices -> sorted active column indices."""
-        overlap = self.conn_t.index_select(0, bits).sum(0)
-        winners = torch.topk(overlap * self.boost + self.tie, self.k).indices
-        winners = winners[overlap[winners] > 0].sort().values
+        """Active input bits (n, A) of the first n streams (index I = no bit) -> active columns (n, C) bool."""
+        n, a = bits.shape
+        flat = (bits + torch.arange(n, device=bits.device)[:, None] * (self.I + 1)).reshape(-1)
+        rows = self.conn_t[:n].reshape(n * (self.I + 1), self.C).index_select(0, flat).view(n, a, self.C)
+        overlap = rows.sum(1, dtype=torch.uint8).float()  # < 256 active input bits
+        winners = torch.topk(overlap * self.boost[:n] + self.tie, self.k, dim=1).indices  # (n, k)
+        ok = overlap.gather(1, winners) > 0
+        active = torch.zeros(n, self.C, dtype=torch.bool, device=bits.device)
+        active.scatter_(1, winners, ok)
         if learn:
-            self._learn(bits, overlap, winners)
-        return winners
+            self._learn(bits, overlap, winners, ok, active)
+        return active
 
-    def _set_rows(self, cols: torch.Tensor, rows: torch.Tensor) -> None:
-        """Write permanence rows of `cols` and update the connectivity entries that changed."""
-        before = self.perm.index_select(0, cols) >= self.connected
-        self.perm.index_copy_(0, cols, rows)
-        c, i = torch.nonzero(before != (rows >= self.connected), as_tuple=True)
-        if c.numel():
-            self.conn_t[i, cols[c]] = (rows[c, i] >= self.connected).float()
+    def _rows(self, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.perm.view(-1, self.I).index_select(0, b * self.C + c)
 
-    def _learn(self, bits: torch.Tensor, overlap: torch.Tensor, winners: torch.Tensor) -> None:
-        x = self.x.zero_()
-        x[bits] = 1.0
-        delta = (x * (self.inc + self.dec) - self.dec) * self.potential.index_select(0, winners)
-        self._set_rows(winners, (self.perm.index_select(0, winners) + delta).clamp_(0.0, 1.0))
+    def _write(self, b: torch.Tensor, c: torch.Tensor, before: torch.Tensor, rows: torch.Tensor) -> None:
+        """Store permanence rows (b, c) (`before`: their old values) and the connectivity that changed."""
+        self.perm.view(-1, self.I).index_copy_(0, b * self.C + c, rows)
+        j, i = torch.nonzero((before >= self.connected) != (rows >= self.connected), as_tuple=True)
+        if j.numel():
+            self.conn_t[b[j], i, c[j]] = (rows[j, i] >= self.connected).to(torch.uint8)
+
+    def _learn(
+        self, bits: torch.Tensor, overlap: torch.Tensor, winners: torch.Tensor, ok: torch.Tensor, active: torch.Tensor
+    ) -> None:
+        n = bits.shape[0]
         self.iteration += 1
+        x = torch.zeros(n, self.I + 1, device=bits.device)
+        x.scatter_(1, bits, 1.0)
+        b = torch.arange(n, device=bits.device)[:, None].expand_as(winners)[ok]
+        c = winners[ok]
+        delta = (x.index_select(0, b)[:, : self.I] * (self.inc + self.dec) - self.dec) * self.potential.index_select(
+            0, c
+        )
+        before = self._rows(b, c)
+        rows = (before + delta).clamp_(0.0, 1.0)
+        self._write(b, c, before, rows.masked_fill_(rows < self.trim, 0.0))
         period = min(self.iteration, self.period)
-        active = torch.zeros_like(self.active_duty)
-        active[winners] = 1.0
-        self.overlap_duty.mul_(period - 1).add_((overlap > 0).float()).div_(period)
-        self.active_duty.mul_(period - 1).add_(active).div_(period)
+        self.overlap_duty[:n].mul_(period - 1).add_((overlap > 0).float()).div_(period)
+        self.active_duty[:n].mul_(period - 1).add_(active.float()).div_(period)
+        weak_b, weak_c = torch.nonzero(self.overlap_duty[:n] < self.min_overlap_duty[:n], as_tuple=True)
+        if weak_b.numel():  # bump up columns that rarely overlap the input at all
+            before = self._rows(weak_b, weak_c)
+            rows = (before + self.connected / 10.0 * self.potential.index_select(0, weak_c)).clamp_(0.0, 1.0)
+            self._write(weak_b, weak_c, before, rows.masked_fill_(rows < self.trim, 0.0))
         if self.boost_strength > 0:
-            target = self.k / self.columns
-            self.boost = torch.exp(-(self.active_duty - target) * self.boost_strength)
-        if self.iteration % 50 == 0:  # bump up columns that rarely overlap the input at all
-            weak = torch.nonzero(self.overlap_duty < self.min_pct * self.overlap_duty.max()).squeeze(1)
-            if weak.numel():
-                bump = self.connected / 10.0 * self.potential.index_select(0, weak)
-                self._set_rows(weak, (self.perm.index_select(0, weak) + bump).clamp_(0.0, 1.0))
+            target = self.k / self.C
+            self.boost[:n] = torch.exp(-(self.active_duty[:n] - target) * self.boost_strength)
+        if self.iteration % self.update_period == 0:
+            self.min_overlap_duty[:n] = self.min_pct * self.overlap_duty[:n].amax(1, keepdim=True)
 
 
 class TemporalMemory:
-    """Sparse temporal memory (BAMI pseudocode): cell `c` is in column `c // cells_per_column`."""
+    """Sparse temporal memory (BAMI pseudocode, as Numenta's `TemporalMemory`) for B independent streams.
+
+    Cells carry global ids `b * N + c` (N = columns x cells per stream; cell c is in column c // K), so B
+    streams share one segment pool but never connect: a segment grows synapses only to its own stream's
+    previous winner cells. Every tie is broken by stream-local keys (cell, creation step) and every random
+    draw comes from `counter_uniform` on stream-local ids, so a stream's run is the same alone or in a batch.
+    """
 
     def __init__(
         self,
@@ -192,30 +275,35 @@ class TemporalMemory:
         permanence_decrement: float = 0.1,
         predicted_segment_decrement: float = 0.0,
         seed: int = 1960,
+        batch: int = 1,
         device: torch.device | str = "cpu",
     ) -> None:
         if min_threshold > activation_threshold:
             raise ConfigError("model.net.tm.min_threshold must be <= activation_threshold")
         if new_synapse_count > max_synapses_per_segment:
             raise ConfigError("model.net.tm.new_synapse_count must be <= max_synapses_per_segment")
-        self.C, self.K, self.M = columns, cells_per_column, max_synapses_per_segment
-        self.N = columns * cells_per_column
+        if max_synapses_per_segment > 255 or cells_per_column > 255:
+            raise ConfigError("model.net.tm.max_synapses_per_segment and model.net.cells_per_column must be <= 255")
+        self.C, self.K, self.M, self.B = columns, cells_per_column, max_synapses_per_segment, batch
+        self.N = columns * cells_per_column  # cells per stream
         self.act_thr, self.min_thr, self.n_new = activation_threshold, min_threshold, new_synapse_count
         self.max_segs = max_segments_per_cell
         self.p_init, self.p_conn = initial_permanence, connected_permanence
         self.p_inc, self.p_dec, self.p_punish = permanence_increment, permanence_decrement, predicted_segment_decrement
+        self.seed = seed
         self.dev = torch.device(device)
-        self.gen = torch.Generator(device=self.dev).manual_seed(seed)
         self.iteration = 0
         cap = 1024
         self.seg_cell = torch.full((cap,), -1, dtype=torch.long, device=self.dev)
         self.pre = torch.full((cap, self.M), -1, dtype=torch.long, device=self.dev)
         self.perm = torch.zeros(cap, self.M, device=self.dev)
         self.last_used = torch.zeros(cap, dtype=torch.long, device=self.dev)
+        self.created = torch.zeros(cap, dtype=torch.long, device=self.dev)
         self.n_alloc, self.n_free = 0, 0
-        self.n_segs = torch.zeros(self.N, dtype=torch.long, device=self.dev)
+        total = batch * self.N
+        self.n_segs = torch.zeros(total, dtype=torch.long, device=self.dev)
         # presynaptic index: a CSR snapshot (cell -> synapse ids) plus a buffer of synapses grown since
-        self.csr_ptr = torch.zeros(self.N + 1, dtype=torch.long, device=self.dev)
+        self.csr_ptr = torch.zeros(total + 1, dtype=torch.long, device=self.dev)
         self.csr_cells = self.csr_ids = self.csr_ver = torch.zeros(0, dtype=torch.long, device=self.dev)
         self.version = torch.zeros(cap * self.M, dtype=torch.long, device=self.dev)  # bumped on every regrowth
         self.buf_cells: list[torch.Tensor] = []
@@ -224,8 +312,8 @@ class TemporalMemory:
         self.buf_size = 0
         empty = torch.zeros(0, dtype=torch.long, device=self.dev)
         self.active_cells = self.winner_cells = self.active_segs = self.matching_segs = self.nap = empty
-        self.prev_active_mask = torch.zeros(self.N, dtype=torch.bool, device=self.dev)
-        self.col_mask = torch.zeros(self.C, dtype=torch.bool, device=self.dev)
+        self.prev_active_mask = torch.zeros(total, dtype=torch.bool, device=self.dev)
+        self.col_mask = torch.zeros(batch * columns, dtype=torch.bool, device=self.dev)
         self.arange_k = torch.arange(self.K, device=self.dev)
 
     # --- storage --------------------------------------------------------------------------------------
@@ -241,12 +329,12 @@ class TemporalMemory:
         cap = self.seg_cell.numel()
         if need <= cap:
             return
-        new = max(need, 2 * cap)
-        pad = new - cap
+        pad = max(need, 2 * cap) - cap
         self.seg_cell = torch.cat([self.seg_cell, self.seg_cell.new_full((pad,), -1)])
         self.pre = torch.cat([self.pre, self.pre.new_full((pad, self.M), -1)])
         self.perm = torch.cat([self.perm, self.perm.new_zeros(pad, self.M)])
         self.last_used = torch.cat([self.last_used, self.last_used.new_zeros(pad)])
+        self.created = torch.cat([self.created, self.created.new_zeros(pad)])
         self.version = torch.cat([self.version, self.version.new_zeros(pad * self.M)])
 
     def _free_segments(self, segs: torch.Tensor) -> None:
@@ -258,31 +346,30 @@ class TemporalMemory:
         self.n_free += int(segs.numel())
 
     def _create_segments(self, cells: torch.Tensor) -> torch.Tensor:
-        """New (empty) segments on distinct `cells`; a full cell reuses its least recently used segment."""
+        """New (empty) segments on distinct `cells`; a full cell first loses its least recently used segment
+        (ties: the oldest)."""
         full = self.n_segs[cells] >= self.max_segs
         if bool(full.any()):
-            fcells = cells[full]
-            owned = torch.nonzero(torch.isin(self.seg_cell[: self.n_alloc], fcells)).squeeze(1)
-            key = self.seg_cell[owned] * (self.iteration + 2) + self.last_used[owned]
-            owned = owned[key.argsort()]
+            owned = torch.nonzero(torch.isin(self.seg_cell[: self.n_alloc], cells[full])).squeeze(1)
+            owned = owned[(self.last_used[owned] * 2**24 + self.created[owned]).argsort()]
+            owned = owned[self.seg_cell[owned].argsort(stable=True)]
             own_cell = self.seg_cell[owned]
             first = torch.ones_like(own_cell, dtype=torch.bool)
             first[1:] = own_cell[1:] != own_cell[:-1]
             self._free_segments(owned[first])
         k = int(cells.numel())
-        if self.n_free >= k:
-            segs = torch.nonzero(self.seg_cell[: self.n_alloc] < 0).squeeze(1)[:k]
-            self.n_free -= k
-        else:
-            holes = torch.nonzero(self.seg_cell[: self.n_alloc] < 0).squeeze(1)
-            fresh = k - holes.numel()
+        holes = torch.nonzero(self.seg_cell[: self.n_alloc] < 0).squeeze(1)[:k]
+        fresh = k - holes.numel()
+        if fresh:
             self._grow_capacity(self.n_alloc + fresh)
-            segs = torch.cat([holes, torch.arange(self.n_alloc, self.n_alloc + fresh, device=self.dev)])
+            holes = torch.cat([holes, torch.arange(self.n_alloc, self.n_alloc + fresh, device=self.dev)])
             self.n_alloc += fresh
-            self.n_free = 0
+        self.n_free -= k - fresh
+        segs = holes
         self.seg_cell[segs] = cells
         self.pre[segs] = -1
         self.last_used[segs] = self.iteration
+        self.created[segs] = self.iteration
         self.n_segs.index_add_(0, cells, torch.ones_like(cells))
         return segs
 
@@ -305,8 +392,8 @@ class TemporalMemory:
         order = cells.argsort()
         self.csr_cells, self.csr_ids = cells[order], ids[order]
         self.csr_ver = self.version[self.csr_ids]
-        self.csr_ptr = torch.zeros(self.N + 1, dtype=torch.long, device=self.dev)
-        self.csr_ptr[1:] = torch.cumsum(torch.bincount(cells, minlength=self.N), 0)
+        self.csr_ptr = torch.zeros(self.B * self.N + 1, dtype=torch.long, device=self.dev)
+        self.csr_ptr[1:] = torch.cumsum(torch.bincount(cells, minlength=self.B * self.N), 0)
         self.buf_cells, self.buf_ids, self.buf_ver, self.buf_size = [], [], [], 0
 
     def _synapses_of(self, active_cells: torch.Tensor, active_mask: torch.Tensor) -> torch.Tensor:
@@ -336,28 +423,32 @@ class TemporalMemory:
         return flat[live]
 
     # --- one time step --------------------------------------------------------------------------------
-    def compute(self, active_cols: torch.Tensor, learn: bool = True) -> float:
-        """Active columns (sorted, unique) -> raw anomaly score; updates cells, segments and synapses."""
+    def compute(self, active_cols: torch.Tensor, n_streams: int, learn: bool = True) -> torch.Tensor:
+        """Active columns (global ids `b * C + c`, sorted, unique, b < n_streams) -> raw anomaly score of each
+        of the first n_streams streams (fraction of active columns not predicted; 0 with no active column)."""
         self.iteration += 1
-        n_active = int(active_cols.numel())
+        C, K = self.C, self.K
         col_active = self.col_mask.clone()
         col_active[active_cols] = True
-        seg_col = self.seg_cell[self.active_segs] // self.K
+        seg_col = self.seg_cell[self.active_segs] // K
         predicted_col = self.col_mask.clone()
         predicted_col[seg_col] = True
         correct_segs = self.active_segs[col_active[seg_col]]
         burst_cols = active_cols[~predicted_col[active_cols]]
-        anomaly = burst_cols.numel() / n_active if n_active else 0.0
+        n_act = torch.bincount(active_cols // C, minlength=n_streams)[:n_streams]
+        n_burst = torch.bincount(burst_cols // C, minlength=n_streams)[:n_streams]
+        anomaly = n_burst.float() / n_act.clamp(min=1).float()
 
         predicted_cells = torch.unique(self.seg_cell[correct_segs])
-        burst_cells = (burst_cols[:, None] * self.K + self.arange_k).reshape(-1)
-        # best matching segment per bursting column
+        burst_cells = (burst_cols[:, None] * K + self.arange_k).reshape(-1)
+        # best matching segment per bursting column: most active potential synapses, then lowest cell, oldest
         burst_mask = self.col_mask.clone()
         burst_mask[burst_cols] = True
-        m_col = self.seg_cell[self.matching_segs] // self.K
+        m_col = self.seg_cell[self.matching_segs] // K
         in_burst = burst_mask[m_col]
-        ms, ms_col, ms_nap = self.matching_segs[in_burst], m_col[in_burst], self.nap[in_burst]
-        order = (ms_col * (self.M + 2) + ms_nap).argsort(descending=True)
+        ms, ms_col = self.matching_segs[in_burst], m_col[in_burst]
+        key = (ms_col << 40) | ((255 - self.nap[in_burst]) << 32) | ((self.seg_cell[ms] % K) << 24) | self.created[ms]
+        order = key.argsort()
         ms, ms_col = ms[order], ms_col[order]
         first = torch.ones_like(ms_col, dtype=torch.bool)
         first[1:] = ms_col[1:] != ms_col[:-1]
@@ -365,15 +456,15 @@ class TemporalMemory:
         matched = self.col_mask.clone()
         matched[best_cols] = True
         unmatched = burst_cols[~matched[burst_cols]]
-        cand = unmatched[:, None] * self.K + self.arange_k
-        usage = self.n_segs[cand].float() + torch.rand(cand.shape, generator=self.gen, device=self.dev) * 0.5
+        cand = unmatched[:, None] * K + self.arange_k  # least used cell, random among ties
+        usage = self.n_segs[cand].float() + counter_uniform(self.seed, 1, self.iteration, cand % self.N) * 0.5
         new_cells = cand.gather(1, usage.argmin(1, keepdim=True)).squeeze(1)
-        winners = torch.cat([predicted_cells, self.seg_cell[best_segs], new_cells])
+        winners = torch.cat([predicted_cells, self.seg_cell[best_segs], new_cells]).sort().values
 
         if learn:
             self._learn(correct_segs, best_segs, new_cells, col_active)
         active_cells = torch.cat([predicted_cells, burst_cells])
-        self.prev_active_mask.zero_()
+        self.prev_active_mask[self.active_cells] = False
         self.prev_active_mask[active_cells] = True
         self.active_cells, self.winner_cells = active_cells, winners
         self._activate_dendrites(active_cells, learn)
@@ -386,6 +477,16 @@ class TemporalMemory:
         pos = torch.searchsorted(self.matching_segs, segs).clamp(max=self.matching_segs.numel() - 1)
         return torch.where(self.matching_segs[pos] == segs, self.nap[pos], torch.zeros_like(segs))
 
+    def _adapt(self, segs: torch.Tensor, inc: float, dec: float) -> None:
+        """Active presynaptic cell: +inc, else -dec; clipped to [0, 1]; synapses reaching 0 are destroyed."""
+        pre = self.pre[segs]
+        valid = pre >= 0
+        hit = valid & self.prev_active_mask[pre.clamp(min=0)]
+        step = torch.where(hit, inc, torch.where(valid, -dec, 0.0))
+        perm = (self.perm[segs] + step).clamp_(0.0, 1.0)
+        self.perm[segs] = perm
+        self.pre[segs] = torch.where(valid & (perm < 1e-6), -1, pre)
+
     def _learn(
         self, correct_segs: torch.Tensor, best_segs: torch.Tensor, new_cells: torch.Tensor, col_active: torch.Tensor
     ) -> None:
@@ -393,56 +494,60 @@ class TemporalMemory:
         adapt = torch.cat([correct_segs, best_segs])
         n_grow = self.n_new - self._nap_of(adapt)
         if adapt.numel():
-            pre = self.pre[adapt]
-            valid = pre >= 0
-            hit = valid & self.prev_active_mask[pre.clamp(min=0)]
-            step = torch.where(hit, self.p_inc, torch.where(valid, -self.p_dec, 0.0))
-            perm = (self.perm[adapt] + step).clamp_(0.0, 1.0)
-            dead = valid & (perm < 1e-6)
-            self.perm[adapt] = perm
-            self.pre[adapt] = torch.where(dead, -1, pre)
+            self._adapt(adapt, self.p_inc, self.p_dec)
             self.last_used[adapt] = self.iteration
         if self.p_punish > 0 and self.matching_segs.numel():  # predicted but not active: punish
             wrong = self.matching_segs[~col_active[self.seg_cell[self.matching_segs] // self.K]]
             if wrong.numel():
-                pre = self.pre[wrong]
-                hit = (pre >= 0) & self.prev_active_mask[pre.clamp(min=0)]
-                self.perm[wrong] = torch.where(hit, (self.perm[wrong] - self.p_punish).clamp(min=0.0), self.perm[wrong])
-        if prev_winners.numel() == 0:
-            return
-        new_segs = self._create_segments(new_cells) if new_cells.numel() else new_cells
-        grow = torch.cat([adapt, new_segs])
-        n_grow = torch.cat([n_grow, torch.full_like(new_segs, self.n_new)])
-        self._grow(grow, n_grow, prev_winners)
+                self._adapt(wrong, -self.p_punish, 0.0)
+                self._free_segments(wrong[(self.pre[wrong] < 0).all(1)])
+        has_winners = torch.zeros(self.B + 1, dtype=torch.bool, device=self.dev)
+        has_winners[prev_winners // self.N] = True
+        new_cells = new_cells[has_winners[new_cells // self.N]]  # nothing to connect to: no segment
+        if new_cells.numel() or adapt.numel():
+            new_segs = self._create_segments(new_cells) if new_cells.numel() else new_cells
+            grow = torch.cat([adapt, new_segs])
+            n_grow = torch.cat([n_grow, torch.full_like(new_segs, self.n_new)])
+            self._grow(grow, n_grow, prev_winners)
         if adapt.numel():  # segments left without synapses are destroyed
-            empty = adapt[(self.pre[adapt] < 0).all(1)]
-            self._free_segments(empty)
+            self._free_segments(adapt[(self.pre[adapt] < 0).all(1)])
 
-    def _grow(self, segs: torch.Tensor, n_grow: torch.Tensor, candidates: torch.Tensor) -> None:
-        """Grow up to n_grow synapses per segment to random candidate cells it is not yet connected to;
-        a full segment gives up its weakest synapses first."""
+    def _grow(self, segs: torch.Tensor, n_grow: torch.Tensor, winners: torch.Tensor) -> None:
+        """Grow up to n_grow synapses per segment to random previous winner cells of its own stream that it
+        is not yet connected to; a full segment gives up its weakest synapses first."""
         keep = n_grow > 0
         segs, n_grow = segs[keep], n_grow[keep]
-        if segs.numel() == 0:
+        if segs.numel() == 0 or winners.numel() == 0:
             return
+        # candidates per stream as a padded (B, W) table of its sorted winner cells
+        stream = winners // self.N
+        counts = torch.bincount(stream, minlength=self.B)
+        starts = torch.cumsum(counts, 0) - counts
+        table = torch.full((self.B, int(counts.max())), -1, dtype=torch.long, device=self.dev)
+        table[stream, torch.arange(winners.numel(), device=self.dev) - starts[stream]] = winners
+        cell = self.seg_cell[segs]
+        cands = table[cell // self.N]
         pre = self.pre[segs]
-        present = (pre[:, :, None] == candidates[None, None, :]).any(1)
-        prio = torch.rand(present.shape, generator=self.gen, device=self.dev)
-        prio[present] = 2.0
+        taken = cands < 0
+        pos = torch.searchsorted(winners, pre.clamp(min=0)).clamp_(max=winners.numel() - 1)
+        row, slot = torch.nonzero((winners[pos] == pre) & (pre >= 0), as_tuple=True)
+        taken[row, pos[row, slot] - starts[stream[pos[row, slot]]]] = True  # already connected to it
+        prio = counter_uniform(self.seed, 2, self.iteration, (cell % self.N)[:, None], cands % self.N)
+        prio = prio.masked_fill_(taken, 2.0)
         prio, cand_order = prio.sort(1)
         n_avail = (prio < 2.0).sum(1)
         slot_key = torch.where(pre < 0, -1.0, self.perm[segs])
-        slot_order = slot_key.argsort(1)
+        slot_order = slot_key.argsort(dim=1, stable=True)
         k = torch.minimum(torch.minimum(n_grow, n_avail), torch.full_like(n_grow, self.M))
-        width = min(self.M, candidates.numel())
+        width = min(self.M, cands.shape[1])
         gi, ti = torch.nonzero(torch.arange(width, device=self.dev)[None, :] < k[:, None], as_tuple=True)
         if gi.numel() == 0:
             return
         seg, slot = segs[gi], slot_order[gi, ti]
-        cell = candidates[cand_order[gi, ti]]
-        self.pre[seg, slot] = cell
+        new_pre = cands[gi, cand_order[gi, ti]]
+        self.pre[seg, slot] = new_pre
         self.perm[seg, slot] = self.p_init
-        self._index_synapses(cell, seg * self.M + slot)
+        self._index_synapses(new_pre, seg * self.M + slot)
 
     def _activate_dendrites(self, active_cells: torch.Tensor, learn: bool) -> None:
         """Segments' active connected / potential synapse counts from the active cells (via the index)."""
@@ -544,7 +649,13 @@ def spatial_anomaly(values: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
 
 
 class HTM(nn.Module):
-    """Encoder -> spatial pooler -> temporal memory for one stream at a time (`reset` between streams)."""
+    """Encoder -> spatial pooler -> temporal memory over B independent streams run in lockstep.
+
+    `reset(mins, maxs, firsts)` starts B fresh, identically seeded detectors (NAB runs one per file); then
+    `forward(values (B, T), timestamps (B, T), lengths)` streams the next T rows of each and returns their raw
+    anomaly scores. Streams must be ordered by length (longest first), so the streams still running at any
+    step are a prefix and finished ones cost nothing. One stream: pass scalars to reset and 1-D arrays.
+    """
 
     def __init__(
         self,
@@ -568,28 +679,58 @@ class HTM(nn.Module):
         self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)
         self.sp: SpatialPooler | None = None
         self.tm: TemporalMemory | None = None
-        self.resolution, self.offset = 1.0, 0.0
+        self.resolution = np.ones(1)
+        self.offset = np.zeros(1)
 
-    def reset(self, input_min: float, input_max: float, first_value: float) -> None:
-        """A fresh model for a new stream (NAB runs one detector instance per file)."""
+    def reset(self, input_min: Any, input_max: Any, first_value: Any) -> None:
+        """Fresh detectors for a new group of streams (one value per stream, or scalars for one stream)."""
+        lo, hi = np.atleast_1d(np.asarray(input_min, float)), np.atleast_1d(np.asarray(input_max, float))
+        first = np.atleast_1d(np.asarray(first_value, float))
         dev = self._device_anchor.device
-        self.sp = SpatialPooler(self.encoder.width, self.columns, device=dev, **self.sp_cfg)
-        self.tm = TemporalMemory(self.columns, self.cells_per_column, device=dev, **self.tm_cfg)
-        self.resolution = self.encoder.resolution(input_min, input_max)
-        self.offset = first_value
+        self.sp = SpatialPooler(self.encoder.width, self.columns, batch=len(lo), device=dev, **self.sp_cfg)
+        self.tm = TemporalMemory(self.columns, self.cells_per_column, batch=len(lo), device=dev, **self.tm_cfg)
+        self.resolution = np.array([self.encoder.resolution(a, b) for a, b in zip(lo, hi, strict=True)])
+        self.offset = first
 
     @torch.no_grad()
-    def forward(self, values: np.ndarray, timestamps: np.ndarray, learn: bool = True) -> np.ndarray:
-        """Raw anomaly scores of consecutive rows of the current stream."""
+    def forward(
+        self, values: np.ndarray, timestamps: np.ndarray, learn: bool = True, lengths: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Raw anomaly scores (B, T) of the next rows of each stream (NaN past a stream's `lengths`)."""
         if self.sp is None or self.tm is None:
             raise RuntimeError("HTM.reset(...) must be called at the start of a stream")
-        bits = torch.from_numpy(self.encoder.encode(values, timestamps, self.resolution, self.offset))
-        bits = bits.to(self._device_anchor.device)
-        out = np.empty(len(values))
-        for t in range(len(values)):
-            cols = self.sp.compute(bits[t], learn)
-            out[t] = self.tm.compute(cols, learn)
-        return out
+        values, timestamps = np.asarray(values, dtype=np.float64), np.asarray(timestamps, dtype=np.int64)
+        single = values.ndim == 1
+        if single:
+            values, timestamps = values[None], timestamps[None]
+        n, steps = values.shape
+        lengths = np.full(n, steps) if lengths is None else np.asarray(lengths, dtype=np.int64)
+        if n > self.sp.B or (np.diff(lengths) > 0).any():
+            raise ValueError(f"HTM got {n} streams (reset for {self.sp.B}) or lengths not longest-first: {lengths}")
+        dev = self._device_anchor.device
+        bits = np.stack(
+            [
+                self.encoder.encode(
+                    np.where(np.arange(steps) < lengths[b], values[b], self.offset[b]),
+                    timestamps[b],
+                    self.resolution[b],
+                    self.offset[b],
+                )
+                for b in range(n)
+            ]
+        )
+        bits_t = torch.from_numpy(bits).to(dev)
+        out = torch.full((n, steps), float("nan"), device=dev)
+        live = (lengths[None, :] > np.arange(steps)[:, None]).sum(1)
+        for t in range(steps):
+            m = int(live[t])
+            if m == 0:
+                break
+            active = self.sp.compute(bits_t[:m, t], learn)
+            cols = torch.nonzero(active.view(-1)).squeeze(1)
+            out[:m, t] = self.tm.compute(cols, m, learn)
+        raw = out.cpu().numpy().astype(np.float64)
+        return raw[0] if single else raw
 
     def final_scores(self, raw: np.ndarray, values: np.ndarray, probation: int) -> np.ndarray:
         """NAB detector output: log anomaly likelihood (or raw), 1.0 on a spatial anomaly."""

@@ -1,7 +1,9 @@
 """Phase 3: HTM streaming anomaly detection on NAB, scored exactly as NAB scores.
 
 fit = the streaming pass as NAB runs it: one fresh detector per file, rows in time order, online learning
-(no gradients: manual optimisation, no optimizer). Each finished file is written in NAB's results layout
+(no gradients: manual optimisation, no optimizer). Files are streamed side by side (`data.lockstep`), each
+with its own detector, as one batched HTM: a Lightning step is `data.rows_per_step` rows of every file.
+Each finished file is written in NAB's results layout
 (`<results_dir>/<detector>/<category>/<detector>_<file>.csv`, columns `timestamp,value,anomaly_score,raw_score,
 label`), so NAB itself or `python -m brainlab.metrics.nab` can score it. test = scoring: files not streamed
 during fit are streamed first; then the threshold is optimised per profile over the corpus and
@@ -59,21 +61,33 @@ class HTMPhase(Phase):
 
     # --- the streaming pass ----------------------------------------------------------------------
     def _consume(self, batch: dict[str, Any]) -> None:
-        name = batch["file"]
-        if name in self.done:
+        """One chunk of a lockstep group: rows `start..` of each of its files, run as one batch."""
+        names = list(batch["files"])
+        start = int(batch["start"])
+        if all(n in self.done for n in names):
             return
         values = batch["value"].cpu().numpy()
         stamps = batch["timestamp"].cpu().numpy()
-        start = int(batch["start"])
+        length = batch["length"].cpu().numpy()
         if start == 0:
-            self.net.reset(float(batch["input_min"]), float(batch["input_max"]), float(values[0]))
-            self.raw[name] = []
-        elif name not in self.raw or sum(len(r) for r in self.raw[name]) != start:
-            raise RuntimeError(f"NAB stream {name} arrived out of order (chunk at row {start})")
+            self.net.reset(
+                batch["input_min"].cpu().numpy(), batch["input_max"].cpu().numpy(), batch["first_value"].cpu().numpy()
+            )
+            for n in names:
+                self.raw[n] = []
+        elif any(
+            n not in self.raw or sum(len(r) for r in self.raw[n]) != start for n in names if length[names.index(n)]
+        ):
+            raise RuntimeError(f"NAB streams {names[:3]} arrived out of order (chunk at row {start})")
         t0 = time.perf_counter()
-        self.raw[name].append(self.net(values, stamps, learn=True))
+        raw = self.net(values, stamps, learn=True, lengths=length)
         self.seconds += time.perf_counter() - t0
-        self.rows_done += len(values)
+        self.rows_done += int(length.sum())
+        for k, n in enumerate(names):
+            if length[k]:
+                self.raw[n].append(raw[k, : length[k]])
+                if start + int(length[k]) == int(batch["n_rows"][k]):
+                    self._finish(n)
         self.log(
             "train/rows_per_s" if self.training else "test/rows_per_s",
             self.rows_done / max(self.seconds, 1e-9),
@@ -81,8 +95,6 @@ class HTMPhase(Phase):
             prog_bar=True,
             batch_size=1,
         )
-        if start + len(values) == int(batch["n_rows"]):
-            self._finish(name)
 
     def _finish(self, name: str) -> None:
         raw = np.concatenate(self.raw.pop(name))
