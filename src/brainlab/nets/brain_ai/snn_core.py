@@ -1,0 +1,65 @@
+"""SNN core: 4 spiking layers from the backend factory (phase 1/2's `spiking_mlp`), run over the token stream
+as time: `(B, N, dim)` tokens are `(batch, time, features)` input currents.
+
+Returns the readout (added to the residual stream) and the last layer's spikes (the HTM layer's input bits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from brainlab.errors import ConfigError
+from brainlab.nets.snn import positive_int, spiking_mlp
+from brainlab.snn.factory import NeuronFactory
+
+
+class SpikingLayer(nn.Module):
+    """Linear -> spiking layer (one FSDP unit). The neuron's own parameters (e.g. sinabs's threshold) are
+    restored from a CPU-built reference by `reset_parameters`, so a meta-device build materialises right."""
+
+    def __init__(self, linear: nn.Linear, neuron: nn.Module, neuron_state: Mapping[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.linear, self.neuron = linear, neuron
+        self._neuron_init = {k: v.clone() for k, v in neuron_state.items()}
+
+    def reset_parameters(self) -> None:
+        self.linear.reset_parameters()
+        with torch.no_grad():
+            for name, value in self.neuron.named_parameters():
+                if name in self._neuron_init:
+                    value.copy_(self._neuron_init[name])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(self.linear(x))
+
+
+class SNNCore(nn.Module):
+    """`tokens (B, N, dim) -> (readout (B, N, dim), spikes (B, N, hidden))`."""
+
+    def __init__(self, dim: int, backend: NeuronFactory, hidden_dim: int = 11520, n_layers: int = 4,
+                 neuron: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        positive_int("model.net.snn.hidden_dim", hidden_dim)
+        positive_int("model.net.snn.n_layers", n_layers)
+        if not callable(backend):
+            raise ConfigError("model.net.snn.backend must be a neuron factory (set by the `backend` group)")
+        neuron = dict(neuron or {})
+        self.hidden_dim = hidden_dim
+        self.norm = nn.LayerNorm(dim)
+        layers = spiking_mlp(dim, hidden_dim, n_layers, dim, backend, neuron)
+        with torch.device("cpu"):
+            reference = {k: v for k, v in backend(**neuron).named_parameters()}
+        self.layers = nn.ModuleList(
+            SpikingLayer(layers[i], layers[i + 1], reference) for i in range(0, 2 * n_layers, 2))
+        self.readout = layers[-1]
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.norm(x)
+        for layer in self.layers:
+            h = layer(h)
+        return self.readout(h) * self.gain / self.hidden_dim**0.5, h

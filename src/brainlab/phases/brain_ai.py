@@ -1,0 +1,69 @@
+"""The integrated Brain-Inspired model as a Lightning phase (issue 12).
+
+Loss = cross-entropy of the decision heads' logits + `free_energy_weight` x the variational free energy of
+their generative model. After every optimizer step the HTM layer applies its own learning rule to its
+permanence buffers (outside the optimizer). Logs `<stage>/loss`, `<stage>/ce`, `<stage>/free_energy`,
+`<stage>/acc`, `<stage>/spike_rate`, `val/acc_best`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from brainlab.errors import ConfigError
+from brainlab.nets.snn import positive_int
+from brainlab.phases.base import Phase
+
+STAGES = ("train", "val", "test")
+
+
+class BrainAIPhase(Phase):
+    def __init__(self, num_classes: int, free_energy_weight: float = 0.1, num_threads: int | None = None,
+                 **base: Any) -> None:
+        positive_int("model.num_classes", num_classes)
+        if free_energy_weight < 0:
+            raise ConfigError(f"model.free_energy_weight must be >= 0, got {free_energy_weight!r}")
+        super().__init__(**base)
+        self.free_energy_weight = free_energy_weight
+        self.num_threads = num_threads
+        self.acc = torch.nn.ModuleDict(
+            {f"{s}_": MulticlassAccuracy(num_classes=num_classes, average="micro") for s in STAGES})
+        self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+        self.val_acc_best = MaxMetric()
+
+    def step(self, batch: Any, stage: str) -> torch.Tensor:
+        out = self(batch)
+        logits, target = out["logits"], batch["label"]
+        ce = F.cross_entropy(logits.float(), target)
+        free_energy = out["free_energy"].mean()
+        loss = ce + self.free_energy_weight * free_energy
+        key, on_step = f"{stage}_", stage == "train"
+        self.mean_loss[key](loss.detach())
+        self.acc[key](logits.detach(), target)
+        self.log(f"{stage}/loss", self.mean_loss[key], on_step=on_step, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/acc", self.acc[key], on_step=False, on_epoch=True, prog_bar=True)
+        self.log(f"{stage}/ce", ce.detach(), on_step=on_step, on_epoch=True)
+        self.log(f"{stage}/free_energy", free_energy.detach(), on_step=on_step, on_epoch=True)
+        self.log(f"{stage}/spike_rate", (out["spikes"] > 0).float().mean(), on_step=False, on_epoch=True)
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """The HTM layer's own rule, after the optimizer step (never part of backward)."""
+        for module in self.net.modules():
+            learn = getattr(module, "apply_learning", None)
+            if callable(learn):
+                learn()
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.acc["val_"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
