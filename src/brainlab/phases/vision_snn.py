@@ -12,7 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.errors import ConfigError
 from brainlab.nets.snn import positive_int
-from brainlab.phases.base import Phase
+from brainlab.phases.base import Phase, as_container
 
 
 class VisionSNN(Phase):
@@ -20,16 +20,19 @@ class VisionSNN(Phase):
 
     Logs `<stage>/loss`, `<stage>/acc` (top-1), `<stage>/acc_top5` (when there are more than 5 classes) and
     `val/acc_best`. `presets` holds alternative net configs to pick with `model.net=${model.presets.<name>}`
-    (it is not used here).
+    (it is not used here). `num_threads`: torch CPU threads while fitting/testing (None: torch's default).
     """
 
     def __init__(self, num_classes: int, label_smoothing: float = 0.0, presets: Mapping[str, Any] | None = None,
-                 **base: Any) -> None:
+                 num_threads: int | None = None, **base: Any) -> None:
         positive_int("model.num_classes", num_classes)
         if not 0.0 <= label_smoothing < 1.0:
             raise ConfigError(f"model.label_smoothing must be in [0, 1), got {label_smoothing!r}")
         super().__init__(**base)
+        if "presets" in self.hparams:  # plain containers: checkpoints load with torch's weights_only
+            self.hparams["presets"] = as_container(self.hparams["presets"])
         self.label_smoothing = float(label_smoothing)
+        self.num_threads = num_threads  # Phase.limit_threads applies it while fitting/testing
         metrics = {"acc": MulticlassAccuracy(num_classes=num_classes, average="micro")}
         if num_classes > 5:
             metrics["acc_top5"] = MulticlassAccuracy(num_classes=num_classes, average="micro", top_k=5)
