@@ -13,7 +13,7 @@ import torch
 from fixtures_images import class_colour, class_names, draw_image, image_rows, write_image_folder
 from PIL import Image
 
-from brainlab.data.caching import DiskCache, MemoryCache
+from brainlab.data.caching import DiskCache, GpuCache, MemoryCache
 from brainlab.data.hf_images import HFImageDataModule
 from brainlab.data.image_aug import ImageAugment
 from brainlab.data.imagefolder import DecodeImage, ImageFolderDataModule, stratified_split
@@ -133,12 +133,13 @@ def test_imagenet_layout_and_messages(tmp_path: Path) -> None:
         ImageNetDataModule(root=str(flat), num_classes=3).setup()
 
 
-@pytest.mark.parametrize("cache", ["memory", "disk"])
+@pytest.mark.parametrize("cache", ["memory", "disk", "on_device"])
 def test_caches_serve_the_decoded_images(tmp_path: Path, cache: str) -> None:
     write_image_folder(tmp_path / "data", {"train": 4, "val": 1})
     plain = folder_dm(tmp_path / "data")
     plain.setup()
-    strategy = MemoryCache() if cache == "memory" else DiskCache(tmp_path / "cache")
+    strategy = {"memory": MemoryCache, "disk": lambda: DiskCache(tmp_path / "cache"),
+                "on_device": lambda: GpuCache(device="cpu")}[cache]()
     cached = folder_dm(tmp_path / "data", cache=strategy)
     cached.setup()
     for split in ("train", "val", "test"):
@@ -146,6 +147,9 @@ def test_caches_serve_the_decoded_images(tmp_path: Path, cache: str) -> None:
         got, got_y = all_items(cached.datasets[split])
         np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(got_y, want_y)
+    images, _ = next(iter(cached.test_dataloader()))  # `want` holds the test split now
+    batch, _ = cached.on_after_batch_transfer((images, None), 0)
+    torch.testing.assert_close(batch, torch.from_numpy(want[: len(batch)]) / 255)
     if cache == "disk":
         entries = sorted(p.name for p in (tmp_path / "cache" / "imagefolder" / "train").iterdir())
         reused = folder_dm(tmp_path / "data", cache=DiskCache(tmp_path / "cache"))

@@ -18,6 +18,7 @@ from brainlab.errors import ConfigError  # noqa: E402
 from brainlab.nets.encoding import ImageEncoder  # noqa: E402
 from brainlab.nets.sew_resnet import SEWResNet  # noqa: E402
 from brainlab.nets.spiking_vit import SpikingViT  # noqa: E402
+from brainlab.phases.vision_snn import VisionSNN  # noqa: E402
 from brainlab.snn.factory import spiking_layers  # noqa: E402
 from brainlab.snn.fused import neuron as fused_neuron  # noqa: E402
 from brainlab.snn.sinabs_backend import neuron as sinabs_neuron  # noqa: E402
@@ -131,6 +132,8 @@ def test_imagefolder_snn_learns_generated_images(make_cfg, tmp_path: Path) -> No
     assert metrics["test/acc"] > 0.6  # chance: 1/3
     rows = {r["id"]: r for r in json.loads((Path(cfg.paths.output_dir) / "targets.json").read_text())}
     assert rows["imagefolder"]["status"] == "not measured"
+    restored = VisionSNN.load_from_checkpoint(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt")
+    assert isinstance(restored.net, SEWResNet) and restored.net.encoder.time_steps == 2
 
 
 def test_imagenet_snn_runs_on_an_imagenet_layout_fixture(make_cfg, tmp_path: Path) -> None:
