@@ -321,52 +321,94 @@ class DiskCache(CacheStrategy):
 
 # --- gpu ------------------------------------------------------------------------------------------------
 class DeviceFrames(Dataset):
-    """A packed store resident on a device; `gather(idx)` densifies a batch there (no host round-trip)."""
+    """A packed store resident on a device; `gather(idx)` densifies a batch there (no host round-trip).
+
+    On the device: flat positions (int32 while a sample's frames have < 2**31 positions), values in their
+    compact dtype (uint8 for spike counts), offsets and targets. A host copy of the offsets (8 bytes per
+    sample) sizes each batch without reading anything back from the device.
+    """
 
     def __init__(self, packed: PackedFrames, device: torch.device) -> None:
-        self.device = device
+        self.device = torch.device(device)
         self.frame_shape = packed.frame_shape
         self.frame_size = packed.frame_size
-        self.indices = torch.as_tensor(np.asarray(packed.indices).astype(np.int64), device=device)
-        self.values = torch.as_tensor(np.asarray(packed.values), device=device)
-        self.offsets = torch.as_tensor(np.asarray(packed.offsets), device=device)
-        self.targets = torch.as_tensor(np.asarray(packed.targets), device=device)
+        self.host_offsets = torch.from_numpy(np.asarray(packed.offsets, dtype=np.int64).copy())
+        self.indices = torch.from_numpy(np.ascontiguousarray(packed.indices)).to(self.device)
+        self.values = torch.from_numpy(np.ascontiguousarray(packed.values)).to(self.device)
+        self.offsets = self.host_offsets.to(self.device)
+        self.targets = torch.from_numpy(np.asarray(packed.targets, dtype=np.int64).copy()).to(self.device)
 
     def __len__(self) -> int:
         return int(self.targets.numel())
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        frames, targets = self.gather(torch.tensor([index], device=self.device))
+        frames, targets = self.gather(torch.tensor([index]))
         return frames[0], int(targets[0])
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes held on the device."""
+        return sum(t.numel() * t.element_size() for t in (self.indices, self.values, self.offsets, self.targets))
+
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Dense float32 frames `(len(idx), *frame_shape)` and targets, built on the device."""
-        idx = idx.to(self.device, torch.int64)
-        starts, lens = self.offsets[idx], self.offsets[idx + 1] - self.offsets[idx]
-        total = int(lens.sum())
-        rows = torch.repeat_interleave(torch.arange(idx.numel(), device=self.device), lens,
-                                       output_size=total)
+        """Dense float32 frames `(len(idx), *frame_shape)` and targets, built on the device.
+
+        `idx` may live on the host (sizes come from the host offsets, no sync) or on the device.
+        """
+        host_idx = idx.to("cpu", torch.int64)
+        if host_idx.numel() and (host_idx.min() < 0 or host_idx.max() >= len(self)):
+            raise IndexError(f"index out of range for {len(self)} samples")
+        total = int((self.host_offsets[host_idx + 1] - self.host_offsets[host_idx]).sum())
+        idx = host_idx.to(self.device, non_blocking=True)
+        starts = self.offsets[idx]
+        lens = self.offsets[idx + 1] - starts
+        rows = torch.repeat_interleave(torch.arange(idx.numel(), device=self.device), lens, output_size=total)
         first = torch.cumsum(lens, 0) - lens  # where each sample's entries start in the gathered list
         pos = torch.arange(total, device=self.device) - first[rows] + starts[rows]
-        out = torch.zeros(idx.numel(), self.frame_size, dtype=torch.float32, device=self.device)
-        out[rows, self.indices[pos]] = self.values[pos].to(torch.float32)
+        flat = rows * self.frame_size + self.indices[pos].to(torch.int64)
+        out = torch.zeros(idx.numel() * self.frame_size, dtype=torch.float32, device=self.device)
+        out.index_put_((flat,), self.values[pos].to(torch.float32))
         return out.view(idx.numel(), *self.frame_shape), self.targets[idx]
 
 
 class DeviceBatches:
-    """An epoch of batches gathered on the device (shuffled with torch's global RNG: seeded runs repeat)."""
+    """An epoch of batches gathered on the device, in a seeded order (torch's global RNG at creation, plus the
+    epoch). Under torch.distributed each rank takes every world_size-th sample of the same order."""
 
     def __init__(self, frames: DeviceFrames, batch_size: int, shuffle: bool, drop_last: bool) -> None:
         self.frames, self.batch_size, self.shuffle, self.drop_last = frames, batch_size, shuffle, drop_last
+        self.seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if shuffle else 0
+        self.epoch = 0
+
+    @staticmethod
+    def _shard() -> tuple[int, int]:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def _count(self) -> int:
+        """Samples this rank serves per epoch (equal on every rank: padded by wrapping, as torch's
+        DistributedSampler does, or cut with drop_last)."""
+        _, world = self._shard()
+        n = len(self.frames)
+        return n if world == 1 else (n // world if self.drop_last else -(-n // world))
 
     def __len__(self) -> int:
-        n = len(self.frames)
+        n = self._count()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.frames)
-        order = torch.randperm(n) if self.shuffle else torch.arange(n)
-        order = order.to(self.frames.device)
+        if self.shuffle:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+            self.epoch += 1
+        else:
+            order = torch.arange(n)
+        rank, world = self._shard()
+        if world > 1:
+            per = self._count()
+            order = torch.cat([order, order[: max(0, per * world - n)]])[rank::world][:per]
         for b in range(len(self)):
             yield self.frames.gather(order[b * self.batch_size:(b + 1) * self.batch_size])
 
