@@ -84,7 +84,9 @@ class ImageFiles(Dataset):
     """`(decoded image, label)` for a list of files; `labels` is an int64 array (for stratified splits)."""
 
     def __init__(self, paths: Sequence[str], labels: Sequence[int], decode: DecodeImage) -> None:
-        self.paths = np.asarray(paths, dtype=object)
+        # one bytes array, not a list of str: forked loader workers then share it without copy-on-write
+        # page copies from Python refcounts (which grow RAM per worker on ImageNet-sized lists)
+        self.paths = np.asarray([os.fsencode(p) for p in paths], dtype=np.bytes_)
         self.labels = np.asarray(labels, dtype=np.int64)
         self.decode = decode
 
@@ -92,7 +94,7 @@ class ImageFiles(Dataset):
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return self.decode(self.paths[index]), int(self.labels[index])
+        return self.decode(os.fsdecode(self.paths[index])), int(self.labels[index])
 
 
 def class_folders(folder: Path) -> list[str]:
