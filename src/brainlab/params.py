@@ -4,8 +4,8 @@
 
 Composes `conf/train.yaml` with the overrides, builds `model.net` on the meta device and prints one row per
 part: trained parameters, rule-learned buffers (the HTM permanences), their sum, the guide's count
-(REFERENCE.md; for other presets pro rata to `scale.params`, or to the model's own total without one), the deviation and OK / over / under against
-`scale.tolerance`.
+(REFERENCE.md; for other presets pro rata to `scale.params`, or to the model's own total without one), the
+deviation and OK / over / under against `scale.tolerance`.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class AudioEncoder(nn.Module):
 
     def __init__(self, conv_channels: int = 512, conv_kernels: Sequence[int] = (10, 3, 3, 3, 3, 2, 2),
                  conv_strides: Sequence[int] = (5, 2, 2, 2, 2, 2, 2), dim: int = 1024, depth: int = 24,
-                 heads: int = 16, mlp_ratio: float = 4.0, pos_conv_kernel: int = 128, pos_conv_groups: int = 16) -> None:
+                 heads: int = 16, mlp_ratio: float = 4.0, pos_conv_kernel: int = 128,
+                 pos_conv_groups: int = 16) -> None:
         super().__init__()
         positive_int("model.net.audio.dim", dim)
         check_heads("model.net.audio", dim, heads)

@@ -96,16 +96,16 @@ class Transformer(nn.Module):
 def block_classes() -> set[type[nn.Module]]:
     """FSDP auto-wrap and activation-checkpointing units (`trainer=fsdp`): one per block.
 
-    The large per-part layers outside transformer blocks (the SNN core, the engram table, the decision and
-    meta MLPs) are their own units too, so no FSDP unit holds more than one block's worth of parameters.
+    The large layers outside transformer blocks (each spiking layer, the engram table, the decision heads) are
+    units too. Only modules entered through `forward` may be units (FSDP gathers a unit's shards in its
+    forward): the meta-learner (its `modulation` is a second entry) stays in the root unit (~100M at 7B).
     """
     from brainlab.nets.brain_ai.decision_heads import DecisionHeads
     from brainlab.nets.brain_ai.engram import Engram
-    from brainlab.nets.brain_ai.meta import MetaLearner
     from brainlab.nets.brain_ai.reasoning import Hop
     from brainlab.nets.brain_ai.snn_core import SpikingLayer
 
-    return {Block, CrossBlock, Hop, SpikingLayer, Engram, DecisionHeads, MetaLearner}
+    return {Block, CrossBlock, Hop, SpikingLayer, Engram, DecisionHeads}
 
 
 def checkpoint_classes() -> set[type[nn.Module]]:

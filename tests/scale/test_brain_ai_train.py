@@ -1,0 +1,107 @@
+"""The integrated model end to end: the tiny preset trains on CPU (loss falls), its record and target row;
+the FSDP / torchrun / submitit configs compose; FSDP with activation checkpointing on a GPU (marked `gpu`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF, compose_cfg
+from hydra import compose, initialize_config_dir
+from hydra.utils import get_class, instantiate
+
+from brainlab.train import run
+
+SMOKE = [
+    "experiment=brain_ai", "preset=tiny", "data.samples_per_class=16", "data.test_samples_per_class=4",
+    "trainer.max_epochs=3", "trainer.log_every_n_steps=1", "trainer.num_sanity_val_steps=0",
+    "callbacks.progress_bar=null", "trainer.enable_model_summary=false",
+]
+
+
+def test_tiny_preset_trains_and_its_loss_falls(tmp_path: Path) -> None:
+    cfg = compose_cfg(tmp_path / "run", SMOKE)
+    metrics = run(cfg)
+    out = Path(cfg.paths.output_dir)
+    rows = list(csv.DictReader((out / "csv" / "metrics.csv").open()))
+    losses = [float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")]
+    assert len(losses) == 12  # 64 samples / batch 16 x 3 epochs
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
+    assert 0.0 < metrics["train/spike_rate"] < 1.0  # the SNN core spikes, but not everywhere
+    table = {r["id"]: r for r in json.loads((out / "targets.json").read_text())}
+    assert table["brain_ai_synthetic"]["status"] == "not measured"  # synthetic data is never a dataset result
+
+
+def test_htm_permanences_learn_outside_the_optimizer(tmp_path: Path) -> None:
+    """One training step moves the HTM permanences (its own rule), and they are no optimizer parameter."""
+    cfg = compose_cfg(tmp_path / "run", SMOKE)
+    phase = instantiate(cfg.model, _recursive_=False)
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    htm = phase.net.htm
+    before = htm.permanence.clone()
+    assert all(p is not htm.permanence for p in phase.parameters())
+    batch = next(iter(dm.train_dataloader()))
+    phase.reset_states()
+    loss = torch.nn.functional.cross_entropy(phase(batch)["logits"], batch["label"])
+    loss.backward()
+    assert torch.equal(htm.permanence, before)  # backward never touches them
+    phase.on_train_batch_end(None, batch, 0)
+    assert not torch.equal(htm.permanence, before)
+    assert int(htm.updates) == 1
+
+
+def test_recipe_configs_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = compose_cfg(tmp_path, ["experiment=brain_ai", "preset=1b", "trainer=fsdp", "trainer.precision=bf16-mixed"])
+    assert cfg.model.optimizer.lr == 3e-4 and cfg.model.scheduler.warmup_steps == 2000
+    assert cfg.model.scheduler.min_lr == pytest.approx(0.1 * cfg.model.optimizer.lr)
+    assert cfg.callbacks.step_checkpoint.every_n_train_steps == 1000
+    strategy = instantiate(cfg.trainer.strategy)
+    from brainlab.nets.brain_ai.blocks import Block, CrossBlock
+
+    assert strategy._state_dict_type == "sharded"
+    assert {Block, CrossBlock} <= set(strategy.kwargs["auto_wrap_policy"]._module_classes)
+    assert Block in strategy._activation_checkpointing_kwargs["auto_wrap_policy"]._module_classes
+    monkeypatch.setenv("GROUP_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
+    cfg = compose_cfg(tmp_path, ["experiment=brain_ai", "preset=7b", "trainer=torchrun"])
+    assert (cfg.trainer.num_nodes, cfg.trainer.devices) == (2, 8)
+    assert cfg.trainer.strategy._target_.endswith("FSDPStrategy")
+
+
+@pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local"])
+def test_submitit_launchers_compose(launcher: str, tmp_path: Path) -> None:
+    overrides = [f"hydra/launcher={launcher}", "experiment=brain_ai", "preset=7b", "trainer=fsdp",
+                 "trainer.num_nodes=2", "trainer.devices=8", f"paths.output_dir={tmp_path}"]
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launch = cfg.hydra.launcher
+    assert launch._target_.startswith("hydra_plugins.hydra_submitit_launcher.submitit_launcher.")
+    if launcher == "submitit_slurm":
+        assert (launch.nodes, launch.tasks_per_node, launch.gpus_per_node) == (2, 8, 8)
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.launcher import Launcher
+
+    launcher_cls = get_class(launch._target_)  # the installed plugin provides it
+    assert issubclass(launcher_cls, Launcher)
+    assert launcher_cls in Plugins.instance().discover(Launcher)
+
+
+@pytest.mark.gpu
+def test_fsdp_bf16_activation_checkpointing_on_gpu(tmp_path: Path) -> None:
+    """The 1B recipe's machinery on a GPU, at tiny size: FSDP per block, bf16, checkpointing, sharded
+    checkpoints written every N steps, and a resume from one."""
+    n = torch.cuda.device_count()
+    base = [*SMOKE, "trainer=fsdp", f"trainer.devices={n}", "trainer.precision=bf16-mixed",
+            "callbacks.step_checkpoint.every_n_train_steps=4", "logger=csv"]
+    cfg = compose_cfg(tmp_path / "run", base)
+    run(cfg)
+    steps = sorted((Path(cfg.paths.output_dir) / "checkpoints" / "steps").glob("step*"))
+    assert steps and steps[0].is_dir()  # sharded: one directory per checkpoint
+    resumed = compose_cfg(tmp_path / "resumed", [*base, "trainer.max_epochs=4", f"ckpt_path={steps[-1]}"])
+    assert os.path.isdir(resumed.ckpt_path)
+    run(resumed)
