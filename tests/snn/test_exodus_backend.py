@@ -77,8 +77,8 @@ def test_gpu_speed_grid_includes_exodus(tmp_path) -> None:
     _exodus_or_skip()
     from brainlab.bench import backends
 
-    record = backends.main(["--device", "cuda", "--steps", "16", "--widths", "32", "--batches", "8",
-                            "--repeats", "1", "--no-blog", "--out", str(tmp_path)])
+    record = backends.main(["device=cuda", "steps=[16]", "sizes=[32]", "batch=8", "repeats=1", "blog=false",
+                            f"out={tmp_path}"])
     assert {"exodus", "fused", "sinabs"} <= {r["backend"] for r in record["rows"]}
 
 

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from brainlab.errors import ConfigError, find_brainlab_error
+from brainlab.errors import ConfigError
 from brainlab.snn import exodus_backend, fused, sinabs_backend
 from brainlab.snn.factory import spiking_layers
 
@@ -180,7 +180,8 @@ def test_recurrent_alif_net_from_config_equals_sinabs(make_cfg) -> None:
     overrides = ("model.net.neuron.kind=alif", "+model.net.neuron.tau_mem=5.0", "+model.net.neuron.tau_adapt=20.0",
                  "+model.net.neuron.recurrent=true", "+model.net.neuron.train_tau=true",
                  "model.net.neuron.spike_threshold=0.3")
-    nets = {b: instantiate(make_cfg(f"backend={b}", *overrides).model.net, _convert_="all") for b in ("sinabs", "fused")}
+    nets = {b: instantiate(make_cfg(f"backend={b}", *overrides).model.net, _convert_="all")
+            for b in ("sinabs", "fused")}
     nets["fused"].load_state_dict(nets["sinabs"].state_dict(), strict=False)
     layers = [m for _, m in spiking_layers(nets["fused"])]
     assert len(layers) == 2 and all(m.rec_connect.in_features == 16 for m in layers)

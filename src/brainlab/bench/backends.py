@@ -1,21 +1,24 @@
 """The backend speed grid: forward and forward+backward time per spiking backend, and speed-up over sinabs.
 
-    python -m brainlab.bench.backends                      # CPU grid (batch 128) + the blog model
-    python -m brainlab.bench.backends --device cuda        # adds exodus where sinabs-exodus is installed
-    python -m brainlab.bench.backends --steps 16 --widths 32 --batches 8 --repeats 1   # smoke size
+    python -m brainlab.bench backends                                  # conf/bench/backends.yaml as is
+    python -m brainlab.bench backends device=cuda                      # adds exodus where it is installed
+    python -m brainlab.bench backends grid=false repeats=5             # only the blog model
+    python -m brainlab.bench backends sizes=[32] steps=[16] batch=8 repeats=1 blog=false   # smoke size
+    python -m brainlab.bench backends neuron.kind=lif +neuron.tau_mem=10.0   # another neuron
+
+Arguments are Hydra overrides of `conf/bench/backends.yaml` (composed with Hydra's compose API).
 
 Each grid point is one `Linear(width, width) -> spiking layer` block on random input `(batch, T, width)`;
 the blog model is `100 -> 128 -> 128 -> 128 -> 35` with three spiking layers, T=250, batch 128. Backends:
 `floor` (ReLU in place of every spiking layer: the dense math alone), `sinabs`, `fused`, `fastsnn` (the
 single-spike layer, compared with sinabs as the paper compares with a standard SNN) and `exodus` (CUDA with
 sinabs-exodus only). Backends are timed in turns (round-robin) so a busy machine slows all alike; each
-number is the median over `--repeats`. Prints a table, writes `backends.json`, `backends_heatmap.png` and
-`backends_lines.png` into a new run folder under `--out`.
+number is the median over `repeats`. Prints a table, writes `backends.json`, `backends_heatmap.png` and
+`backends_lines.png` into a new run folder under `out`.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
@@ -27,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from brainlab.errors import ConfigError
@@ -34,26 +40,30 @@ from brainlab.metrics.neuromorphic import count_costs
 from brainlab.snn.factory import reset_states
 
 NEURON = {"kind": "iaf", "spike_threshold": 1.0}
+KNOWN_BACKENDS = ("floor", "sinabs", "fused", "fastsnn", "exodus")
 
 
-def factories(device: str) -> dict[str, Callable[[], nn.Module]]:
+def factories(device: str, neuron: dict[str, Any] | None = None) -> dict[str, Callable[[], nn.Module]]:
     """Layer builders of the backends available on `device` (exodus only where it imports and runs)."""
     from brainlab.snn import fastsnn, fused, sinabs_backend
 
+    knobs = dict(neuron or NEURON)
     out: dict[str, Callable[[], nn.Module]] = {
         "floor": nn.ReLU,
-        "sinabs": lambda: sinabs_backend.neuron(**NEURON),
-        "fused": lambda: fused.neuron(**NEURON),
+        "sinabs": lambda: sinabs_backend.neuron(**knobs),
+        "fused": lambda: fused.neuron(**knobs),
         "fastsnn": lambda: fastsnn.neuron(kind="lif", tau_mem=10.0),
     }
-    if device.startswith("cuda"):
-        from brainlab.snn import exodus_backend
+    if not device.startswith("cuda"):
+        print("[skip exodus] sinabs-exodus runs on CUDA only (device=cuda on a GPU machine)")
+        return out
+    from brainlab.snn import exodus_backend
 
-        try:
-            exodus_backend.load_layers()
-            out["exodus"] = lambda: exodus_backend.neuron(**NEURON)
-        except ConfigError as err:
-            print(f"[skip exodus] {err}")
+    try:
+        exodus_backend.load_layers()
+        out["exodus"] = lambda: exodus_backend.neuron(**knobs)
+    except ConfigError as err:
+        print(f"[skip exodus] {err}")
     return out
 
 
@@ -199,32 +209,36 @@ def plot(rows: list[dict[str, Any]], out: Path, batch: int) -> list[Path]:
 
 def run(
     steps: list[int], widths: list[int], batches: list[int], repeats: int, device: str, out_root: Path,
-    blog: bool = True, backends: list[str] | None = None, grid: bool = True,
+    blog: bool = True, backends: list[str] | None = None, grid: bool = True, neuron: dict[str, Any] | None = None,
+    blog_model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time the grid (and the blog model); write JSON + PNGs into a new folder; return the record."""
-    builders = factories(device)
+    builders = factories(device, neuron)
     if backends:
-        missing = sorted(set(backends) - set(builders))
-        if missing:
-            raise ConfigError(f"--backends {missing} not available on {device}; available: {sorted(builders)}")
+        unknown = sorted(set(backends) - set(KNOWN_BACKENDS))
+        if unknown:
+            raise ConfigError(f"backends {unknown} unknown; choose from: {', '.join(KNOWN_BACKENDS)}")
         builders = {k: v for k, v in builders.items() if k in backends or k in ("floor", "sinabs")}
+    blog_model = dict(blog_model or {"widths": [100, 128, 128, 128, 35], "steps": 250, "batch": 128})
     rows: list[dict[str, Any]] = []
     cases = [("grid", [w, w], t, b) for b in batches for w in widths for t in steps] if grid else []
     if blog:
-        cases.append(("blog 100-128x3-35", [100, 128, 128, 128, 35], 250, 128))
+        bw = [int(w) for w in blog_model["widths"]]
+        cases.append((f"blog {'-'.join(map(str, bw))}", bw, int(blog_model["steps"]), int(blog_model["batch"])))
     for name, layer_widths, t, b in cases:
         result = with_ratios(measure(layer_widths, t, b, builders, device, repeats))
-        case = f"grid n={layer_widths[0]} T={t} B={b}" if name == "grid" else name
+        case = f"grid n={layer_widths[0]} T={t} B={b}" if name == "grid" else f"{name} T={t} B={b}"
         for backend, r in result.items():
             rows.append({"case": case, "backend": backend, "width": layer_widths[0], "steps": t, "batch": b, **r})
         print_table([r for r in rows if r["case"] == case])
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     out = out_root / f"backends-{stamp}"
     out.mkdir(parents=True, exist_ok=False)
     record = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "device": device,
                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
         "repeats": repeats,
+        "neuron": dict(neuron or NEURON),
         "rows": rows,
     }
     has_grid = any(r["case"].startswith("grid") for r in rows)
@@ -233,24 +247,50 @@ def run(
     (out / "backends.json").write_text(json.dumps(record, indent=2))
     print("\nall rows:")
     print_table(rows)
-    print(f"\nwrote {out / 'backends.json'} and {', '.join(record['pngs'])}")
+    print(f"\nwrote {out / 'backends.json'} {' '.join(record['pngs'])}")
     return record
 
 
+def load_config(overrides: list[str]) -> DictConfig:
+    """`conf/bench/backends.yaml` with Hydra overrides applied (compose API); bad overrides as one ConfigError."""
+    conf = Path(__file__).resolve().parents[3] / "conf"  # as brainlab.train.config_path (not imported: slow)
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            return compose(config_name="bench/backends", overrides=list(overrides))
+    except HydraException as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(f"bench backends: {first} (keys: see conf/bench/backends.yaml)") from err
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={device} but torch sees no CUDA device here; use device=cpu")
+    return device
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m brainlab.bench.backends", description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, nargs="+", default=[32, 128, 250])
-    parser.add_argument("--widths", type=int, nargs="+", default=[128, 256])
-    parser.add_argument("--batches", type=int, nargs="+", default=[128])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--backends", nargs="+", default=None, help="subset (floor and sinabs always run)")
-    parser.add_argument("--no-blog", dest="blog", action="store_false", help="skip the blog model")
-    parser.add_argument("--no-grid", dest="grid", action="store_false", help="only the blog model")
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench"))
-    args = parser.parse_args(argv)
-    return run(args.steps, args.widths, args.batches, args.repeats, args.device, args.out, args.blog, args.backends,
-               args.grid)
+    """`python -m brainlab.bench backends [key=value ...]`; `--help` prints the config and its keys."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        print(OmegaConf.to_yaml(load_config([])))
+        return {}
+    flags = [a for a in argv if a.startswith("--")]
+    if flags:
+        raise ConfigError(f"bench backends takes key=value overrides of conf/bench/backends.yaml, not {flags}")
+    cfg = load_config(argv)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    return run(
+        steps=[int(t) for t in cfg.steps], widths=[int(w) for w in cfg.sizes], batches=[int(cfg.batch)],
+        repeats=int(cfg.repeats), device=resolve_device(str(cfg.device)), out_root=Path(cfg.out),
+        blog=bool(cfg.blog), backends=list(cfg.backends), grid=bool(cfg.grid),
+        neuron=OmegaConf.to_container(cfg.neuron, resolve=True), blog_model=OmegaConf.to_container(cfg.blog_model),
+    )
 
 
 if __name__ == "__main__":

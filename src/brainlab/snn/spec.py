@@ -106,7 +106,9 @@ def _surrogate_args(value: Any) -> tuple[tuple[str, float], ...]:
     if value is None:
         return ()
     if not isinstance(value, Mapping):
-        raise ConfigError(f"model.net.neuron.surrogate_args must be a mapping of the surrogate's arguments, got {value!r}")
+        raise ConfigError(
+            f"model.net.neuron.surrogate_args must be a mapping of the surrogate's arguments, got {value!r}"
+        )
     return tuple(sorted((str(k), float(v)) for k, v in value.items()))
 
 

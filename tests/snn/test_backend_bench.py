@@ -1,0 +1,51 @@
+"""`python -m brainlab.bench backends [key=value ...]`: composed from conf/bench/backends.yaml, a row per backend
+and case with the floor and speed-up columns, JSON and PNGs written; bad overrides refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from brainlab.bench import backends
+from brainlab.errors import ConfigError
+
+
+def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:
+    from brainlab.bench.__main__ import main
+
+    tiny = ["steps=[4,8]", "sizes=[8]", "batch=2", "repeats=1", "device=cpu", "blog_model.widths=[6,8,8,3]",
+            "blog_model.steps=5", "blog_model.batch=2", f"out={tmp_path}"]
+    assert main(["backends", *tiny]) == 0
+    (run_dir,) = tmp_path.glob("backends-*")
+    record = json.loads((run_dir / "backends.json").read_text())
+    rows = record["rows"]
+    assert {r["backend"] for r in rows} == {"floor", "sinabs", "fused", "fastsnn"}, "exodus skipped on CPU"
+    assert {r["case"] for r in rows} == {"grid n=8 T=4 B=2", "grid n=8 T=8 B=2", "blog 6-8-8-3 T=5 B=2"}
+    assert all(r["total_s"] >= r["forward_s"] > 0 for r in rows)
+    assert all(r["speedup_total"] == 1.0 for r in rows if r["backend"] == "sinabs")
+    assert all(r["x_floor_total"] == 1.0 for r in rows if r["backend"] == "floor")
+    assert all(Path(p).stat().st_size > 1000 for p in record["pngs"]) and len(record["pngs"]) == 2
+    out = capsys.readouterr().out
+    assert "/floor" in out and "x sinabs tot" in out and "[skip exodus]" in out
+
+
+def test_bench_config_overrides_and_neuron(tmp_path) -> None:
+    record = backends.main(["grid=false", "blog_model.widths=[4,6,2]", "blog_model.steps=6", "blog_model.batch=2",
+                            "repeats=1", "device=cpu", "backends=[fused]", "neuron.kind=lif", "+neuron.tau_mem=5.0",
+                            f"out={tmp_path}"])
+    assert record["neuron"] == {"kind": "lif", "spike_threshold": 1.0, "tau_mem": 5.0}
+    assert {r["backend"] for r in record["rows"]} == {"floor", "sinabs", "fused"}
+    assert record["pngs"] == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [(["nosuchkey=1"], "Could not override 'nosuchkey'"), (["backends=[nest]"], "backends ['nest'] unknown"),
+     (["--steps", "4"], "takes key=value overrides")],
+)
+def test_bad_bench_arguments_are_one_line(tmp_path, overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")) as info:
+        backends.main([*overrides, "grid=false", "blog=false", f"out={tmp_path}"])
+    assert "\n" not in str(info.value)
