@@ -2,22 +2,32 @@
 training" (2022) — see REFERENCE.md, "The FastSNN paper".
 
 Each neuron spikes at most once, so there is no reset loop: the membrane for all steps is a causal filter
-of the input current (`V_t = sum_{k<=t} beta^(t-k) I_k`, a cumulative sum for IAF, a lower-triangular
+of the input current (`V_t = sum_{k<=t} beta^(t-k) I_k`: a cumulative sum for IAF, one lower-triangular
 T x T matrix product for LIF), threshold crossings `z = H(V - thr)` carry a fast-sigmoid surrogate gradient,
-and only the first crossing is kept (`z * [no crossing before t]`, the count taken with a cumulative sum).
+and only the first crossing is kept. Forward and backward are one autograd function: the first crossing is
+found in one pass (`max` over time of the crossing mask gives "fired" and "first step" together), the
+backward applies the surrogate up to and including that step and runs the transposed filter once.
 It is a different neuron from sinabs's, tested against a step-by-step reference of these equations.
+
+`LeakyReadout` is the paper's non-spiking readout (a leaky integrator of the readout current, tau 20), and
+`ReadoutSNN` the feed-forward SNN with that readout as an option (`model.net.readout=leaky`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numba as nb
 import torch
 from torch import nn
 
 from brainlab.errors import ConfigError
+from brainlab.nets.snn import FeedForwardSNN
 from brainlab.snn.factory import check_choice, register_spiking_type
+from brainlab.snn.fused_cpu import rows_in_parallel
 
 KNOWN = ("kind", "spike_threshold", "tau_mem", "dt", "surrogate_scale")
 
@@ -37,16 +47,133 @@ class FastSigmoidStep(torch.autograd.Function):
         return grad / (ctx.scale * x.abs() + 1.0) ** 2, None
 
 
-def causal_filter(current: torch.Tensor, beta: float, v0: torch.Tensor) -> torch.Tensor:
-    """`V_t = beta^(t+1) v0 + sum_{k<=t} beta^(t-k) I_k` for `current` `(batch, time, features)`."""
+@functools.lru_cache(maxsize=32)
+def filter_kernel(steps: int, beta: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The `(T, T)` lower-triangular matrix `K[t, k] = beta^(t-k)` for `k <= t` (cached per shape)."""
+    t = torch.arange(steps, device=device, dtype=torch.float64)
+    lag = t[:, None] - t[None, :]
+    kernel = torch.where(lag >= 0, beta ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64, device=device))
+    return kernel.to(dtype)
+
+
+def decay_powers(steps: int, beta: float, like: torch.Tensor) -> torch.Tensor:
+    """`beta^(t+1)` for t < steps, shaped `(1, T, 1)` to scale the carried-in membrane."""
+    t = torch.arange(1, steps + 1, device=like.device, dtype=torch.float64)
+    return (beta**t).to(like.dtype)[None, :, None]
+
+
+def causal_filter(current: torch.Tensor, beta: float, v0: torch.Tensor | None = None) -> torch.Tensor:
+    """`V_t = beta^(t+1) v0 + sum_{k<=t} beta^(t-k) I_k` for `current` `(batch, time, features)`.
+
+    One matmul with the cached `(T, T)` kernel for LIF (the paper's O(T^2) filter), a cumsum for IAF;
+    `v0=None` (a fresh membrane) skips the carry term.
+    """
     steps = current.shape[1]
     if beta == 1.0:
-        return torch.cumsum(current, dim=1) + v0.unsqueeze(1)
-    t = torch.arange(steps, device=current.device, dtype=current.dtype)
-    lag = t[:, None] - t[None, :]
-    kernel = torch.where(lag >= 0, beta ** lag.clamp(min=0), torch.zeros((), dtype=current.dtype))
-    carry = (beta ** (t + 1))[None, :, None] * v0.unsqueeze(1)
-    return torch.matmul(kernel, current) + carry
+        v = torch.cumsum(current, dim=1)
+        return v if v0 is None else v + v0.unsqueeze(1)
+    v = torch.matmul(filter_kernel(steps, beta, current.device, current.dtype), current)
+    return v if v0 is None else v.add_(decay_powers(steps, beta, current) * v0.unsqueeze(1))
+
+
+def causal_filter_transposed(grad: torch.Tensor, beta: float) -> torch.Tensor:
+    """The adjoint of `causal_filter` in the current: `G_k = sum_{t>=k} beta^(t-k) grad_t`."""
+    if beta == 1.0:
+        return torch.flip(torch.cumsum(torch.flip(grad, (1,)), dim=1), (1,))
+    kernel = filter_kernel(grad.shape[1], beta, grad.device, grad.dtype)
+    return torch.matmul(kernel.T, grad)
+
+
+@nb.njit(cache=True, nogil=True)
+def _first_crossing_rows(v, thr, spiked, spikes, first, lo, hi):  # noqa: ANN001, ANN202
+    """CPU kernel: per neuron the first step with `v >= thr` (-1 if none), spikes there unless `spiked`."""
+    steps, feats = v.shape[1], v.shape[2]
+    for b in range(lo, hi):
+        for f in range(feats):
+            first[b, f] = -1
+        for t in range(steps):
+            for f in range(feats):
+                hit = first[b, f] < 0 and v[b, t, f] >= thr
+                if hit:
+                    first[b, f] = t
+                spikes[b, t, f] = 1.0 if hit and not spiked[b, f] else 0.0
+
+
+@nb.njit(cache=True, nogil=True)
+def _surrogate_rows(v, grad, last, thr, scale, out, lo, hi):  # noqa: ANN001, ANN202
+    """CPU kernel: `grad / (scale |v - thr| + 1)^2` for steps `t <= last`, else 0."""
+    steps, feats = v.shape[1], v.shape[2]
+    for b in range(lo, hi):
+        for t in range(steps):
+            for f in range(feats):
+                if t <= last[b, f]:
+                    d = scale * abs(v[b, t, f] - thr) + 1.0
+                    out[b, t, f] = grad[b, t, f] / (d * d)
+                else:
+                    out[b, t, f] = 0.0
+
+
+def first_crossing(v: torch.Tensor, thr: float, spiked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(spikes, first)`: a one-hot spike at each neuron's first crossing, and that step (-1: none)."""
+    if v.device.type == "cpu":
+        spikes = torch.empty_like(v)
+        first = torch.empty(v.shape[0], v.shape[2], dtype=torch.int64)
+        args = (v.numpy(), v.new_tensor(thr).item(), spiked.numpy(), spikes.numpy(), first.numpy())
+        rows_in_parallel(v.shape[0], lambda lo, hi: _first_crossing_rows(*args, lo, hi))
+        return spikes, first
+    fired, first = torch.max(v >= thr, dim=1)  # the first maximal index = the first crossing
+    spikes = torch.zeros_like(v).scatter_(1, first.unsqueeze(1), (fired & ~spiked).unsqueeze(1).to(v.dtype))
+    return spikes, first.masked_fill_(~fired, -1)
+
+
+def surrogate_grad(v: torch.Tensor, grad: torch.Tensor, last: torch.Tensor, thr: float, scale: float) -> torch.Tensor:
+    """The fast-sigmoid surrogate `grad / (scale |v - thr| + 1)^2`, zero after step `last` of each neuron."""
+    if v.device.type == "cpu":
+        grad = grad.contiguous()
+        out = torch.empty_like(v)
+        args = (v.numpy(), grad.numpy(), last.numpy(), float(thr), float(scale), out.numpy())
+        rows_in_parallel(v.shape[0], lambda lo, hi: _surrogate_rows(*args, lo, hi))
+        return out
+    open_ = torch.arange(v.shape[1], device=v.device)[None, :, None] <= last[:, None, :]
+    surrogate = (v - thr).abs_().mul_(scale).add_(1.0).square_()
+    return grad.masked_fill(~open_, 0.0).div_(surrogate)
+
+
+class SingleSpikeFunction(torch.autograd.Function):
+    """Membrane filter + first threshold crossing, with the paper's surrogate gradient, as one function.
+
+    Returns `(spikes, v_last, fired)`; `spiked` (neurons that fired in an earlier call) stay silent.
+    `v0=None` means a fresh membrane (no carry term).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, current: torch.Tensor, v0: torch.Tensor | None, spiked: torch.Tensor, beta: float, thr: float,
+        scale: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        steps = current.shape[1]
+        v = causal_filter(current.contiguous(), beta, v0)
+        spikes, first = first_crossing(v, thr, spiked)
+        fired = first >= 0
+        # the surrogate gradient flows through the steps up to the first crossing (all steps if none)
+        last = torch.where(fired, first, torch.full_like(first, steps - 1)).masked_fill_(spiked, -1)
+        ctx.save_for_backward(v, last)
+        ctx.beta, ctx.thr, ctx.scale, ctx.has_v0 = beta, thr, scale, v0 is not None
+        ctx.mark_non_differentiable(fired)
+        return spikes, v[:, -1], fired
+
+    @staticmethod
+    def backward(ctx: Any, grad_spikes: torch.Tensor, grad_vlast: torch.Tensor, _grad_fired: Any) -> Any:
+        v, last = ctx.saved_tensors
+        steps = v.shape[1]
+        grad_v = surrogate_grad(v, grad_spikes, last, ctx.thr, ctx.scale)
+        if grad_vlast is not None:
+            grad_v[:, -1] += grad_vlast
+        grad_current = causal_filter_transposed(grad_v, ctx.beta) if ctx.needs_input_grad[0] else None
+        grad_v0 = None
+        if ctx.has_v0 and ctx.needs_input_grad[1]:
+            grad_v0 = (grad_v * decay_powers(steps, ctx.beta, grad_v)).sum(dim=1)
+        return grad_current, grad_v0, None, None, None, None
 
 
 @register_spiking_type
@@ -68,6 +195,7 @@ class FastSNNNeuron(nn.Module):
         self.surrogate_scale = float(surrogate_scale)
         self.register_buffer("v_mem", torch.zeros(0))
         self.register_buffer("spiked", torch.zeros(0, dtype=torch.bool))
+        self.fresh = True  # no call since the last reset: the membrane is zero, nobody has spiked
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, beta={self.beta:.4f}, threshold={self.spike_threshold}"
@@ -75,11 +203,13 @@ class FastSNNNeuron(nn.Module):
     def reset_states(self) -> None:
         self.v_mem = torch.zeros_like(self.v_mem.detach())
         self.spiked = torch.zeros_like(self.spiked)
+        self.fresh = True
 
     def _prepare_state(self, batch: int, feats: int, device: torch.device) -> None:
         if self.v_mem.dim() != 2 or self.v_mem.shape != (batch, feats) or self.v_mem.device != device:
             self.v_mem = torch.zeros(batch, feats, device=device)
             self.spiked = torch.zeros(batch, feats, dtype=torch.bool, device=device)
+            self.fresh = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3:
@@ -90,14 +220,62 @@ class FastSNNNeuron(nn.Module):
         with torch.autocast(device_type=x.device.type, enabled=False):
             current = x.reshape(batch, steps, feats)
             current = current if current.dtype == torch.float64 else current.float()
-            v = causal_filter(current, self.beta, self.v_mem.to(current.dtype))
-            z = FastSigmoidStep.apply(v - self.spike_threshold, self.surrogate_scale)
-            crossings = z.detach()
-            earlier = torch.cumsum(crossings, dim=1) - crossings + self.spiked.unsqueeze(1).to(z.dtype)
-            spikes = z * (earlier == 0).to(z.dtype)
-        self.v_mem = v[:, -1].float()
-        self.spiked = self.spiked | (crossings.sum(dim=1) > 0)
+            v0 = None if self.fresh else self.v_mem.to(current.dtype)
+            spikes, v_last, fired = SingleSpikeFunction.apply(
+                current, v0, self.spiked, self.beta, self.spike_threshold, self.surrogate_scale
+            )
+        self.v_mem = v_last.float()
+        self.spiked = self.spiked | fired
+        self.fresh = False
         return spikes.reshape(x.shape).to(x.dtype)
+
+
+class LeakyReadout(nn.Module):
+    """The paper's non-spiking readout: `V_t = beta V_(t-1) + I_t`, `beta = exp(-dt / tau)`, output `V`.
+
+    Not a spiking layer (firing-rate callbacks skip it); its membrane carries over calls until reset.
+    """
+
+    def __init__(self, tau: float = 20.0, dt: float = 1.0) -> None:
+        super().__init__()
+        if float(tau) <= 0 or float(dt) <= 0:
+            raise ConfigError(f"model.net.readout_tau and dt must be > 0, got tau={tau}, dt={dt}")
+        self.tau, self.dt = float(tau), float(dt)
+        self.beta = math.exp(-self.dt / self.tau)
+        self.register_buffer("v_mem", torch.zeros(0))
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, dt={self.dt}, beta={self.beta:.4f}"
+
+    def reset_states(self) -> None:
+        self.v_mem = torch.zeros(0, device=self.v_mem.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, *trailing = x.shape
+        v0 = self.v_mem if self.v_mem.shape == (batch, *trailing) else x.new_zeros(batch, *trailing)
+        current = x.reshape(batch, x.shape[1], -1)
+        v = causal_filter(current, self.beta, v0.reshape(batch, -1).to(current.dtype)).reshape(x.shape)
+        self.v_mem = v[:, -1]
+        return v
+
+
+class ReadoutSNN(FeedForwardSNN):
+    """`FeedForwardSNN` with the readout as a knob: `linear` (brainlab's: the Linear output, which the phase
+    sums over time) or `leaky` (the FastSNN paper's non-spiking leaky integrator, `readout_tau` 20, on the
+    Linear output; the phase then sums the readout membrane over time). `readout_dt` defaults to the
+    neuron's `dt`.
+    """
+
+    def __init__(
+        self, input_shape: Sequence[int], num_classes: int, backend: Any, readout: str = "linear",
+        readout_tau: float = 20.0, readout_dt: float | None = None, neuron: Mapping[str, Any] | None = None,
+        **net: Any,
+    ) -> None:
+        super().__init__(input_shape, num_classes, backend, neuron=neuron, **net)
+        self.readout = check_choice("model.net.readout", readout, ("linear", "leaky"))
+        if readout == "leaky":
+            dt = readout_dt if readout_dt is not None else float((neuron or {}).get("dt") or 1.0)
+            self.layers.append(LeakyReadout(tau=readout_tau, dt=dt))
 
 
 def neuron(kind: str = "lif", **params: Any) -> nn.Module:
