@@ -34,12 +34,15 @@ def hub_offline(offline: bool) -> Iterator[None]:
     """Keep `datasets` off the network while loading (its own offline switch), restored afterwards."""
     import datasets.config as hf_config
 
-    saved = hf_config.HF_HUB_OFFLINE
-    hf_config.HF_HUB_OFFLINE = saved or offline
+    names = [n for n in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE") if hasattr(hf_config, n)]  # newer, older
+    saved = {n: getattr(hf_config, n) for n in names}
+    for name in names:
+        setattr(hf_config, name, saved[name] or offline)
     try:
         yield
     finally:
-        hf_config.HF_HUB_OFFLINE = saved
+        for name, value in saved.items():
+            setattr(hf_config, name, value)
 
 
 def column_array(dataset: Any, column: str) -> np.ndarray:
