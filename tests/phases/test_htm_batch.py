@@ -25,7 +25,7 @@ SMALL = {
 
 def test_batched_streams_equal_single_stream_runs() -> None:
     rng = np.random.default_rng(0)
-    n_a, n_b = 300, 180  # different lengths: the shorter stream stops mid-chunk
+    n_a, n_b = 200, 120  # different lengths: the shorter stream stops mid-chunk
     a = np.tile([0.0, 3, 9, 4, 7], n_a // 5) + rng.normal(0, 0.3, n_a)
     b = np.cumsum(rng.normal(0, 1, n_b))
     t = 1_420_070_400 + 600 * np.arange(n_a)

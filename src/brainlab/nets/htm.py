@@ -14,6 +14,7 @@ costs O(active cells x their synapses), not O(all segments).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -22,6 +23,35 @@ import torch
 from torch import nn
 
 from brainlab.errors import ConfigError
+
+
+@functools.lru_cache(maxsize=8)
+def rdse_table(size: int, w: int, n: int, max_overlap: int, seed: int) -> np.ndarray:
+    """NuPIC-style RDSE buckets: row i = the bits of bucket i (see `Encoder`), built outward from the centre."""
+    rng = np.random.default_rng(seed)
+    centre = n // 2
+    table = np.zeros((n, w), dtype=np.int64)
+    member = np.zeros((n, size), dtype=np.int32)
+    table[centre] = rng.choice(size, w, replace=False)
+    member[centre, table[centre]] = 1
+    built = [centre]
+    for idx, prev, drop in [(i, i - 1, 0) for i in range(centre + 1, n)] + [
+        (i, i + 1, w - 1) for i in range(centre - 1, -1, -1)
+    ]:
+        keep = np.delete(table[prev], drop)
+        free = np.setdiff1d(np.arange(size), table[prev])
+        others = np.array(built)
+        dist = np.abs(others - idx)
+        allowed = np.where(dist < w, w - dist, max_overlap)
+        base = member[others][:, keep].sum(1)
+        for bit in rng.permutation(free):
+            if ((base + member[others, bit]) <= allowed).all():
+                break
+        row = np.append(keep, bit) if drop == 0 else np.insert(keep, 0, bit)
+        table[idx] = row
+        member[idx, row] = 1
+        built.append(idx)
+    return table
 
 
 class Encoder:
@@ -71,36 +101,10 @@ class Encoder:
 
     @property
     def table(self) -> np.ndarray:
-        """(max_buckets, active_bits) RDSE bucket -> bits, built once."""
+        """(max_buckets, active_bits) RDSE bucket -> bits, built once per parameter set."""
         if self._table is None:
-            self._table = self._build_table()
+            self._table = rdse_table(self.size, self.active_bits, self.max_buckets, self.max_overlap, self.seed)
         return self._table
-
-    def _build_table(self) -> np.ndarray:
-        rng = np.random.default_rng(self.seed)
-        n, w, centre = self.max_buckets, self.active_bits, self.max_buckets // 2
-        table = np.zeros((n, w), dtype=np.int64)
-        member = np.zeros((n, self.size), dtype=np.int32)
-        table[centre] = rng.choice(self.size, w, replace=False)
-        member[centre, table[centre]] = 1
-        built = [centre]
-        for idx, prev, drop in [(i, i - 1, 0) for i in range(centre + 1, n)] + [
-            (i, i + 1, w - 1) for i in range(centre - 1, -1, -1)
-        ]:
-            keep = np.delete(table[prev], drop)
-            free = np.setdiff1d(np.arange(self.size), table[prev])
-            others = np.array(built)
-            dist = np.abs(others - idx)
-            allowed = np.where(dist < w, w - dist, self.max_overlap)
-            base = member[others][:, keep].sum(1)
-            for bit in rng.permutation(free):
-                if ((base + member[others, bit]) <= allowed).all():
-                    break
-            row = np.append(keep, bit) if drop == 0 else np.insert(keep, 0, bit)
-            table[idx] = row
-            member[idx, row] = 1
-            built.append(idx)
-        return table
 
     def encode(self, values: np.ndarray, timestamps: np.ndarray, resolution: float, offset: float) -> np.ndarray:
         """`timestamps`: int64 seconds since the epoch. Returns (rows, active bits) int64 indices."""
@@ -381,7 +385,7 @@ class TemporalMemory:
         self.buf_ids.append(ids)
         self.buf_ver.append(self.version[ids])
         self.buf_size += int(cells.numel())
-        if self.buf_size > max(20_000, self.csr_ids.numel() // 4):
+        if self.buf_size > max(20_000 * self.B, self.csr_ids.numel() // 2):
             self._rebuild_index()
 
     def _rebuild_index(self) -> None:

@@ -1,0 +1,129 @@
+"""HTM streaming speed: rows/s of the batched HTM (`brainlab.nets.htm.HTM`) per layer size and lockstep width.
+
+`python -m brainlab.bench.htm [--sizes 2048x32 16384x64] [--streams 1 16 58] [--rows 500] [--corpus NAB_ROOT]`
+streams the first `--rows` rows of the `--streams` longest NAB files (or generated sine-plus-noise streams
+when no corpus is given) through fresh detectors with Numenta's NAB settings (conf/model/htm.yaml) and prints
+a table of rows/s (all streams' rows / wall time of the HTM, learning on). Writes `htm.json` and `htm.png`
+under `--out`. Rates depend on the state (early rows burst more), so compare runs with the same `--rows`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from brainlab.nets.htm import HTM
+
+CONFIG = Path(__file__).resolve().parents[3] / "conf" / "model" / "htm.yaml"
+
+
+def net_config(columns: int, cells: int) -> dict[str, Any]:
+    cfg = yaml.safe_load(CONFIG.read_text())["net"] if CONFIG.is_file() else {}
+    cfg.pop("_target_", None)
+    cfg.update(columns=columns, cells_per_column=cells)
+    return cfg
+
+
+def streams(n: int, rows: int, corpus: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(values (n, rows), timestamps (n, rows), source) from the n longest corpus files, or generated."""
+    if corpus is not None:
+        from brainlab.data.nab import NABDataModule
+
+        dm = NABDataModule(str(corpus))
+        dm.setup()
+        chosen = sorted(dm.streams, key=lambda s: -len(s))[:n]
+        if len(chosen) < n or len(chosen[-1]) < rows:
+            raise SystemExit(f"the corpus has fewer than {n} files of >= {rows} rows")
+        values = np.stack([s.values[:rows] for s in chosen])
+        stamps = np.stack([s.timestamps[:rows].astype(np.int64) for s in chosen])
+        return values, stamps, f"NAB ({corpus})"
+    rng = np.random.default_rng(0)
+    t = np.arange(rows)
+    values = np.stack([np.sin(2 * np.pi * t / (20 + k)) * 10 + rng.normal(0, 0.5, rows) for k in range(n)])
+    stamps = np.broadcast_to(1_420_070_400 + 300 * t, (n, rows)).copy()
+    return values, stamps, "generated sine + noise"
+
+
+def measure(columns: int, cells: int, values: np.ndarray, stamps: np.ndarray, device: str) -> dict[str, float]:
+    net = HTM(**net_config(columns, cells)).to(device)
+    _ = net.encoder.table
+    net.reset(values.min(1), values.max(1), values[:, 0])
+    t0 = time.perf_counter()
+    net(values, stamps)
+    seconds = time.perf_counter() - t0
+    n, rows = values.shape
+    return {
+        "columns": columns,
+        "cells": cells,
+        "streams": n,
+        "rows": rows,
+        "seconds": seconds,
+        "rows_per_s": n * rows / seconds,
+        "segments": net.tm.n_segments,
+    }
+
+
+def plot(results: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for size in sorted({(r["columns"], r["cells"]) for r in results}):
+        pts = sorted((r["streams"], r["rows_per_s"]) for r in results if (r["columns"], r["cells"]) == size)
+        ax.plot(*zip(*pts, strict=True), marker="o", label=f"{size[0]}x{size[1]}")
+    ax.set(xlabel="streams in lockstep", ylabel="rows/s", title="HTM streaming speed", xscale="log", yscale="log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m brainlab.bench.htm", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", nargs="+", default=["2048x32", "16384x64"], help="COLUMNSxCELLS")
+    parser.add_argument("--streams", nargs="+", type=int, default=[1, 16, 58])
+    parser.add_argument("--rows", type=int, default=500)
+    parser.add_argument("--corpus", type=Path, default=None, help="a NAB checkout (default: generated streams)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench/htm"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results = []
+    print("| size | streams | rows/stream | seconds | rows/s | segments |\n|---|---|---|---|---|---|")
+    for size in args.sizes:
+        columns, cells = (int(x) for x in size.lower().split("x"))
+        for n in args.streams:
+            values, stamps, source = streams(n, args.rows, args.corpus)
+            r = measure(columns, cells, values, stamps, args.device)
+            results.append(r)
+            print(
+                f"| {size} | {n} | {args.rows} | {r['seconds']:.1f} | {r['rows_per_s']:.0f} | {r['segments']} |",
+                flush=True,
+            )
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "source": source,
+        "device": args.device,
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
+    (args.out / "htm.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    plot(results, args.out / "htm.png")
+    return {"out": str(args.out), "results": results}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""The HTM speed benchmark writes its table, JSON and figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from brainlab.bench import htm as bench
+
+
+def test_htm_bench_writes_json_and_png(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    out = tmp_path / "bench"
+    result = bench.main(["--sizes", "128x4", "--streams", "1", "3", "--rows", "30", "--out", str(out)])
+    data = json.loads((out / "htm.json").read_text())
+    assert [(r["streams"], r["rows"]) for r in data["results"]] == [(1, 30), (3, 30)]
+    assert all(r["rows_per_s"] > 0 and r["segments"] > 0 for r in result["results"])
+    assert (out / "htm.png").stat().st_size > 0
+    assert "| 128x4 | 3 | 30 |" in capsys.readouterr().out
