@@ -105,3 +105,25 @@ def test_fsdp_bf16_activation_checkpointing_on_gpu(tmp_path: Path) -> None:
     resumed = compose_cfg(tmp_path / "resumed", [*base, "trainer.max_epochs=4", f"ckpt_path={steps[-1]}"])
     assert os.path.isdir(resumed.ckpt_path)
     run(resumed)
+
+
+def test_meta_init_builds_shapes_then_configure_model_gives_storage(tmp_path: Path) -> None:
+    """`model.meta_init=true` (the large presets): no memory until configure_model, then a working net."""
+    from brainlab.nets.brain_ai.model import is_on_meta
+    from brainlab.snn.factory import spiking_layers
+
+    cfg = compose_cfg(tmp_path / "run", [*SMOKE, "model.meta_init=true"])
+    phase = instantiate(cfg.model, _recursive_=False)
+    assert is_on_meta(phase.net)
+    phase.configure_model()
+    assert not is_on_meta(phase.net)
+    assert all(float(m.spike_threshold) == 1.0 for _, m in spiking_layers(phase.net))
+    perm = phase.net.htm.permanence
+    assert ((perm == -1) | ((perm >= 0) & (perm <= 10_000))).all() and (perm >= 0).float().mean() > 0.5
+    assert torch.all(phase.net.meta.modulator[-1].weight == 0)
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    phase.reset_states()
+    out = phase(batch)
+    assert torch.isfinite(out["logits"]).all() and torch.isfinite(out["free_energy"]).all()

@@ -1,21 +1,25 @@
 """The integrated Brain-Inspired model as a Lightning phase (issue 12).
 
-Loss = cross-entropy of the decision heads' logits + `free_energy_weight` x the variational free energy of
-their generative model. After every optimizer step the HTM layer applies its own learning rule to its
-permanence buffers (outside the optimizer). Logs `<stage>/loss`, `<stage>/ce`, `<stage>/free_energy`,
-`<stage>/acc`, `<stage>/spike_rate`, `val/acc_best`.
+Loss = cross-entropy of the decision heads' logits + `free_energy_weight` x the variational free energy of their
+generative model. `meta_init=true` builds the net on the meta device and gives it storage in `configure_model`
+(FSDP: unit by unit on the GPUs, the large presets' setting). After every optimizer step the HTM layer applies its
+own learning rule to its permanence buffers (outside the optimizer). Logs `<stage>/loss`, `<stage>/ce`,
+`<stage>/free_energy`, `<stage>/acc`, `<stage>/spike_rate`, `val/acc_best`.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.strategies import FSDPStrategy
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.errors import ConfigError
+from brainlab.nets.brain_ai.model import is_on_meta, materialize
 from brainlab.nets.snn import positive_int
 from brainlab.phases.base import Phase
 
@@ -24,11 +28,12 @@ STAGES = ("train", "val", "test")
 
 class BrainAIPhase(Phase):
     def __init__(self, num_classes: int, free_energy_weight: float = 0.1, num_threads: int | None = None,
-                 **base: Any) -> None:
+                 meta_init: bool = False, **base: Any) -> None:
         positive_int("model.num_classes", num_classes)
         if free_energy_weight < 0:
             raise ConfigError(f"model.free_energy_weight must be >= 0, got {free_energy_weight!r}")
-        super().__init__(**base)
+        with torch.device("meta") if meta_init else nullcontext():
+            super().__init__(**base)  # meta_init: the net has shapes only until configure_model
         self.free_energy_weight = free_energy_weight
         self.num_threads = num_threads
         self.acc = torch.nn.ModuleDict(
@@ -51,6 +56,16 @@ class BrainAIPhase(Phase):
         self.log(f"{stage}/free_energy", free_energy.detach(), on_step=on_step, on_epoch=True)
         self.log(f"{stage}/spike_rate", (out["spikes"] > 0).float().mean(), on_step=False, on_epoch=True)
         return loss
+
+    def configure_model(self) -> None:
+        """A meta-device net (`model.meta_init=true`) gets storage here: under FSDP each unit is materialised on
+        its GPU and sharded one at a time (FSDP calls `reset_parameters`), so no rank ever holds the whole
+        model; otherwise it is initialised on the CPU and Lightning moves it."""
+        if not is_on_meta(self.net):
+            return
+        if self._trainer is not None and isinstance(self.trainer.strategy, FSDPStrategy):
+            return
+        materialize(self.net, "cpu")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """The HTM layer's own rule, after the optimizer step (never part of backward)."""

@@ -123,3 +123,19 @@ class BrainAI(nn.Module):
 
     def parts(self) -> dict[str, nn.Module | None]:
         return {name: getattr(self, name) for name in PARTS}
+
+
+def is_on_meta(module: nn.Module) -> bool:
+    return any(t.is_meta for t in [*module.parameters(), *module.buffers()])
+
+
+@torch.no_grad()
+def materialize(module: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+    """Give a meta-device module real storage and initialise it as FSDP does: `reset_parameters()` of every
+    submodule that owns tensors (each initialises only its own)."""
+    module.to_empty(device=device)
+    for sub in module.modules():
+        owns = any(True for _ in sub.parameters(recurse=False)) or any(True for _ in sub.buffers(recurse=False))
+        if owns:
+            sub.reset_parameters()
+    return module

@@ -7,6 +7,7 @@ Returns the readout (added to the residual stream) and the last layer's spikes (
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,21 +18,36 @@ from brainlab.nets.snn import positive_int, spiking_mlp
 from brainlab.snn.factory import NeuronFactory
 
 
-class SpikingLayer(nn.Module):
-    """Linear -> spiking layer (one FSDP unit). The neuron's own parameters (e.g. sinabs's threshold) are
-    restored from a CPU-built reference by `reset_parameters`, so a meta-device build materialises right."""
+def restore_neuron(neuron: nn.Module, reference: Mapping[str, torch.Tensor]) -> None:
+    """Set a backend layer's own tensors (sinabs: the threshold parameter, the empty state) to `reference`."""
+    with torch.no_grad():
+        for name, value in [*neuron.named_parameters(recurse=False), *neuron.named_buffers(recurse=False)]:
+            if name in reference:
+                if value.shape == reference[name].shape:
+                    value.copy_(reference[name])
+                else:
+                    setattr(neuron, name, reference[name].clone().to(value.device))
 
-    def __init__(self, linear: nn.Linear, neuron: nn.Module, neuron_state: Mapping[str, torch.Tensor]) -> None:
+
+class SpikingLayer(nn.Module):
+    """Linear -> spiking layer (one FSDP unit).
+
+    Backend layers have no `reset_parameters`, which a meta-device build needs (FSDP calls it on every module
+    that owns tensors when it materialises a unit): each neuron gets one that restores the tensors of a
+    reference layer the factory built on the CPU.
+    """
+
+    def __init__(self, linear: nn.Linear, neuron: nn.Module, reference: Mapping[str, torch.Tensor]) -> None:
         super().__init__()
         self.linear, self.neuron = linear, neuron
-        self._neuron_init = {k: v.clone() for k, v in neuron_state.items()}
+        ref = {k: v.detach().clone() for k, v in reference.items()}
+        if not hasattr(neuron, "reset_parameters"):
+            neuron.reset_parameters = partial(restore_neuron, neuron, ref)  # type: ignore[method-assign]
+        self._reference = ref
 
     def reset_parameters(self) -> None:
         self.linear.reset_parameters()
-        with torch.no_grad():
-            for name, value in self.neuron.named_parameters():
-                if name in self._neuron_init:
-                    value.copy_(self._neuron_init[name])
+        restore_neuron(self.neuron, self._reference)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.neuron(self.linear(x))
@@ -52,11 +68,17 @@ class SNNCore(nn.Module):
         self.norm = nn.LayerNorm(dim)
         layers = spiking_mlp(dim, hidden_dim, n_layers, dim, backend, neuron)
         with torch.device("cpu"):
-            reference = {k: v for k, v in backend(**neuron).named_parameters()}
+            ref_layer = backend(**neuron)
+            reference = {**dict(ref_layer.named_parameters(recurse=False)),
+                         **dict(ref_layer.named_buffers(recurse=False))}
         self.layers = nn.ModuleList(
             SpikingLayer(layers[i], layers[i + 1], reference) for i in range(0, 2 * n_layers, 2))
         self.readout = layers[-1]
         self.gain = nn.Parameter(torch.ones(1))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.gain.fill_(1.0)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.norm(x)
