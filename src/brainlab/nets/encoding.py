@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,3 +70,33 @@ class ImageEncoder(nn.Module):
             return self.repeat(self.analog(images))
         probs = self.repeat(images.clamp(0.0, 1.0))
         return torch.bernoulli(probs)
+
+
+class ImageSNN(nn.Module):
+    """What the image nets share: the input shape, the encoder and the spiking-layer maker.
+
+    `spiking(**override)` builds one layer with `backend(**neuron)` (overrides such as a layer's own
+    `spike_threshold` on top); subclasses map `(batch, C, H, W)` to `(batch, time, num_classes)`.
+    """
+
+    def __init__(self, name: str, input_shape: Sequence[int], num_classes: int, backend: Any, encoding: str,
+                 time_steps: int, mean: Sequence[float] | None, std: Sequence[float] | None,
+                 neuron: Mapping[str, Any] | None) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ConfigError(f"{name} needs data.input_shape = [channels, height, width], got {list(input_shape)}")
+        self.name = name
+        self.input_shape = tuple(positive_int("data.input_shape[]", int(d)) for d in input_shape)
+        self.num_classes = positive_int("model.net.num_classes", num_classes)
+        if not callable(backend):
+            raise ConfigError("model.net.backend must be a neuron factory (set by the `backend` group)")
+        self.backend, self.neuron = backend, dict(neuron or {})
+        self.encoder = ImageEncoder(encoding, time_steps, self.input_shape[0], mean, std)
+
+    def spiking(self, **override: Any) -> nn.Module:
+        return self.backend(**{**self.neuron, **override})
+
+    def check_input(self, images: torch.Tensor) -> None:
+        if images.dim() != 4 or tuple(images.shape[1:]) != self.input_shape:
+            raise ValueError(f"{self.name} expects (batch, {', '.join(map(str, self.input_shape))}), "
+                             f"got {tuple(images.shape)}")

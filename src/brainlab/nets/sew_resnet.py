@@ -21,7 +21,7 @@ from torch import nn
 
 from brainlab.errors import ConfigError
 from brainlab.nets.conv_snn import PerStep
-from brainlab.nets.encoding import ImageEncoder
+from brainlab.nets.encoding import ImageSNN
 from brainlab.nets.snn import positive_int
 from brainlab.snn.factory import check_choice
 
@@ -58,7 +58,7 @@ class SEWBlock(nn.Module):
         return self.connect(self.body(x), self.shortcut(x))
 
 
-class SEWResNet(nn.Module):
+class SEWResNet(ImageSNN):
     """`(batch, C, H, W)` -> `(batch, time, num_classes)`; spiking layers from `backend(**neuron)`."""
 
     def __init__(
@@ -78,26 +78,14 @@ class SEWResNet(nn.Module):
         std: Sequence[float] | None = None,
         neuron: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        if len(input_shape) != 3:
-            raise ConfigError(f"SEWResNet needs data.input_shape = [channels, height, width], got {list(input_shape)}")
-        self.input_shape = tuple(positive_int("data.input_shape[]", int(d)) for d in input_shape)
-        positive_int("model.net.num_classes", num_classes)
+        super().__init__("SEWResNet", input_shape, num_classes, backend, encoding, time_steps, mean, std, neuron)
         check_choice("model.net.block", block, ("basic", "bottleneck"))
         check_choice("model.net.stem", stem, STEMS)
         check_choice("model.net.connect", connect, CONNECT)
         if not layers or len(layers) != len(channels):
             raise ConfigError(f"model.net.layers {list(layers)} and model.net.channels {list(channels)} need one "
                               "entry per stage each")
-        if not callable(backend):
-            raise ConfigError("model.net.backend must be a neuron factory (set by the `backend` group)")
-        neuron = dict(neuron or {})
-
-        def spiking() -> nn.Module:
-            return backend(**neuron)
-
-        c_in = self.input_shape[0]
-        self.encoder = ImageEncoder(encoding, time_steps, c_in, mean, std)
+        c_in, spiking = self.input_shape[0], self.spiking
         c = positive_int("model.net.stem_channels", stem_channels or int(channels[0]))
         if stem == "imagenet":
             self.stem_conv = conv_bn(c_in, c, 7, 2)
@@ -119,9 +107,7 @@ class SEWResNet(nn.Module):
         self.features = c
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or tuple(images.shape[1:]) != self.input_shape:
-            raise ValueError(f"SEWResNet expects (batch, {', '.join(map(str, self.input_shape))}), "
-                             f"got {tuple(images.shape)}")
+        self.check_input(images)
         x = self.encoder.through(images, self.stem_conv)  # direct coding: the stem runs once
         x = self.blocks(self.stem_rest(x))
         return self.readout(x.mean(dim=(-2, -1)))  # global average pool per step -> (batch, time, classes)

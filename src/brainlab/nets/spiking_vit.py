@@ -20,7 +20,7 @@ from torch import nn
 
 from brainlab.errors import ConfigError
 from brainlab.nets.conv_snn import PerStep
-from brainlab.nets.encoding import ImageEncoder
+from brainlab.nets.encoding import ImageSNN
 from brainlab.nets.sew_resnet import conv_bn
 from brainlab.nets.snn import positive_int
 
@@ -69,7 +69,7 @@ class SpikformerBlock(nn.Module):
         return x + self.mlp(x)
 
 
-class SpikingViT(nn.Module):
+class SpikingViT(ImageSNN):
     """`(batch, C, H, W)` -> `(batch, time, num_classes)`; spiking layers from `backend(**neuron)`."""
 
     def __init__(
@@ -90,16 +90,12 @@ class SpikingViT(nn.Module):
         std: Sequence[float] | None = None,
         neuron: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        if len(input_shape) != 3:
-            raise ConfigError(f"SpikingViT needs data.input_shape = [channels, height, width], got {list(input_shape)}")
-        self.input_shape = tuple(positive_int("data.input_shape[]", int(d)) for d in input_shape)
+        super().__init__("SpikingViT", input_shape, num_classes, backend, encoding, time_steps, mean, std, neuron)
         c_in, height, width = self.input_shape
         patch = positive_int("model.net.patch_size", patch_size)
         dim = positive_int("model.net.embed_dim", embed_dim)
         positive_int("model.net.depth", depth)
         positive_int("model.net.heads", heads)
-        positive_int("model.net.num_classes", num_classes)
         if patch & (patch - 1) or height % patch or width % patch:
             raise ConfigError(f"model.net.patch_size={patch} must be a power of 2 dividing the image size "
                               f"{height}x{width}")
@@ -107,14 +103,7 @@ class SpikingViT(nn.Module):
             raise ConfigError(f"model.net.embed_dim={dim} must be a multiple of model.net.heads={heads}")
         if mlp_ratio <= 0 or attn_scale <= 0 or attn_threshold <= 0:
             raise ConfigError("model.net.mlp_ratio, attn_scale and attn_threshold must be > 0")
-        if not callable(backend):
-            raise ConfigError("model.net.backend must be a neuron factory (set by the `backend` group)")
-        neuron = dict(neuron or {})
-
-        def spiking(**override: Any) -> nn.Module:
-            return backend(**{**neuron, **override})
-
-        self.encoder = ImageEncoder(encoding, time_steps, c_in, mean, std)
+        spiking = self.spiking
         n_pools = patch.bit_length() - 1
         widths = [max(1, dim // 2 ** (n_pools - 1 - i)) for i in range(n_pools)] or [dim]
         self.stem_conv = conv_bn(c_in, widths[0], 3)
@@ -128,9 +117,7 @@ class SpikingViT(nn.Module):
         self.readout = nn.Linear(dim, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if images.dim() != 4 or tuple(images.shape[1:]) != self.input_shape:
-            raise ValueError(f"SpikingViT expects (batch, {', '.join(map(str, self.input_shape))}), "
-                             f"got {tuple(images.shape)}")
+        self.check_input(images)
         x = self.encoder.through(images, self.stem_conv)  # direct coding: the stem runs once
         x = self.patchify(x)
         x = x + self.position(x)  # (batch, time, dim, h, w)
