@@ -163,3 +163,27 @@ def test_experiment_learns_above_chance_on_fixtures(experiment: str, tmp_path: P
     rows = json.loads((tmp_path / "run" / "targets.json").read_text())
     own = next(r for r in rows if r["id"] == cfg.target)
     assert own["status"] == "not measured" and "not the full dataset" in own["note"]
+
+
+def test_padding_never_changes_a_sample(tmp_path: Path) -> None:
+    """Variable-length frames (no ToFrame end_time) pad to data.n_time_bins with empty frames at the end: a
+    sample's frames are tonic's own frames plus zeros, the same whatever batch it is served in."""
+    root = make_shd(tmp_path / "shd", train=3, test=1, events=40)
+    dm = datamodule("shd", root, tmp_path, "data.transform.transforms.1.end_time=null",
+                    "data.transform.transforms.1.start_time=null", "data.n_time_bins=120", "data.drop_last=false")
+    dm.setup("fit")
+    raw = dm.reader("test", transform=dm.user_transform)
+    lengths = set()
+    for i in range(len(raw)):
+        tonic_frames, _ = raw[i]
+        ours, _ = dm.datasets["test"][i]
+        t = tonic_frames.shape[0]
+        lengths.add(t)
+        assert t < 120
+        np.testing.assert_array_equal(ours[:t], tonic_frames.astype(np.float32))
+        assert not ours[t:].any()
+    assert len(lengths) > 1, "the fixture has samples of different lengths"
+    alone = torch.cat([b[0] for b in dm.cache.loader(dm.datasets["test"], batch_size=1, shuffle=False)])
+    together = next(iter(dm.cache.loader(dm.datasets["test"], batch_size=len(raw), shuffle=False)))[0]
+    assert torch.equal(alone, together)
+

@@ -129,8 +129,10 @@ def write_ssc_like(path: Path, n_samples: int, events: int, seed: int = 0, chunk
             for start in range(0, n_samples, chunk):
                 n = min(chunk, n_samples - start)
                 t, u, y = generate_chunk(rng, n, events)
-                times[start:start + n] = object_array(t)
-                units[start:start + n] = object_array(u)
+                if n == 1:  # h5py cannot broadcast a one-element object array into a vlen slice
+                    times[start], units[start] = t[0], u[0]
+                else:
+                    times[start:start + n], units[start:start + n] = object_array(t), object_array(u)
                 labels[start:start + n] = y
             f.create_dataset("extra/keys", data=np.array([f"word{k}".encode() for k in range(N_CLASSES)]))
             f.create_dataset("extra/speaker", data=np.zeros(n_samples, dtype=np.uint16))
