@@ -114,3 +114,32 @@ def test_shd_fastsnn_experiment_end_to_end_on_fixtures(tmp_path) -> None:
     assert metrics["test/acc"] > 0.5, f"chance is 0.25, got {metrics['test/acc']}"
     rows = {r["id"]: r for r in json.loads((tmp_path / "run" / "targets.json").read_text())}
     assert rows["shd"]["status"] == "not measured", "fixture numbers are never reported as SHD's"
+
+
+def test_cpu_kernels_equal_the_torch_path() -> None:
+    """The numba CPU kernels and the torch ops of the CUDA path give the same crossings and gradients."""
+    torch.manual_seed(3)
+    v = torch.randn(5, 40, 9) * 0.3 + 0.2
+    spiked = torch.rand(5, 9) < 0.2
+    spikes, first = fastsnn.first_crossing(v, 1.0, spiked)
+    spikes_t, first_t = fastsnn.first_crossing_torch(v, 1.0, spiked)
+    assert torch.equal(spikes, spikes_t) and torch.equal(first, first_t)
+    assert (first >= 0).any() and (first < 0).any()
+    grad = torch.randn_like(v)
+    last = torch.randint(-1, 40, (5, 9))
+    torch.testing.assert_close(fastsnn.surrogate_grad(v, grad, last, 1.0, 10.0),
+                               fastsnn.surrogate_grad_torch(v, grad, last, 1.0, 10.0))
+
+
+def test_leaky_readout_matches_step_by_step_and_carries_state() -> None:
+    readout = fastsnn.LeakyReadout(tau=20.0, dt=2.0)
+    x = torch.randn(3, 12, 4, dtype=torch.float64)
+    beta, v, ref = math.exp(-2.0 / 20.0), torch.zeros(3, 4, dtype=torch.float64), []
+    for t in range(12):
+        v = beta * v + x[:, t]
+        ref.append(v)
+    torch.testing.assert_close(readout(x), torch.stack(ref, dim=1))
+    readout.reset_states()
+    torch.testing.assert_close(torch.cat([readout(x[:, :5]), readout(x[:, 5:])], dim=1), torch.stack(ref, dim=1))
+    with pytest.raises(ConfigError, match="readout_tau"):
+        fastsnn.LeakyReadout(tau=0.0)

@@ -121,6 +121,11 @@ def first_crossing(v: torch.Tensor, thr: float, spiked: torch.Tensor) -> tuple[t
         args = (v.numpy(), v.new_tensor(thr).item(), spiked.numpy(), spikes.numpy(), first.numpy())
         rows_in_parallel(v.shape[0], lambda lo, hi: _first_crossing_rows(*args, lo, hi))
         return spikes, first
+    return first_crossing_torch(v, thr, spiked)
+
+
+def first_crossing_torch(v: torch.Tensor, thr: float, spiked: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`first_crossing` in torch ops (the CUDA path)."""
     fired, first = torch.max(v >= thr, dim=1)  # the first maximal index = the first crossing
     spikes = torch.zeros_like(v).scatter_(1, first.unsqueeze(1), (fired & ~spiked).unsqueeze(1).to(v.dtype))
     return spikes, first.masked_fill_(~fired, -1)
@@ -134,6 +139,12 @@ def surrogate_grad(v: torch.Tensor, grad: torch.Tensor, last: torch.Tensor, thr:
         args = (v.numpy(), grad.numpy(), last.numpy(), float(thr), float(scale), out.numpy())
         rows_in_parallel(v.shape[0], lambda lo, hi: _surrogate_rows(*args, lo, hi))
         return out
+    return surrogate_grad_torch(v, grad, last, thr, scale)
+
+
+def surrogate_grad_torch(v: torch.Tensor, grad: torch.Tensor, last: torch.Tensor, thr: float, scale: float,
+                         ) -> torch.Tensor:
+    """`surrogate_grad` in torch ops (the CUDA path)."""
     open_ = torch.arange(v.shape[1], device=v.device)[None, :, None] <= last[:, None, :]
     surrogate = (v - thr).abs_().mul_(scale).add_(1.0).square_()
     return grad.masked_fill(~open_, 0.0).div_(surrogate)
