@@ -6,13 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_images import write_image_folder  # noqa: E402
+from fixtures_images import image_rows, write_image_folder  # noqa: E402
 
 from brainlab.errors import ConfigError  # noqa: E402
 from brainlab.nets.encoding import ImageEncoder  # noqa: E402
@@ -146,3 +147,13 @@ def test_imagenet_snn_runs_on_an_imagenet_layout_fixture(make_cfg, tmp_path: Pat
     assert 0.0 <= metrics["test/acc"] <= 1.0 and "val/acc_best" in metrics
     rows = {r["id"]: r for r in json.loads((Path(cfg.paths.output_dir) / "targets.json").read_text())}
     assert rows["imagenet"]["status"] == "not measured"  # 3 fixture classes are not ImageNet
+
+
+def test_hf_images_config_runs_a_saved_dataset(make_cfg, tmp_path: Path) -> None:
+    datasets.Dataset.from_dict(image_rows(6, size=20)).save_to_disk(tmp_path / "hf")
+    cfg = make_cfg("experiment=imagefolder_snn", "data=hf_images", f"data.path={tmp_path / 'hf'}", *SMALL,
+                   "model.net.layers=[1]", "model.net.channels=[8]", "model.net.time_steps=2",
+                   "trainer.max_epochs=1", tiny=False)
+    metrics = run(cfg)
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert (Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt").is_file()
