@@ -110,8 +110,10 @@ def image_files(folder: Path) -> list[str]:
                       if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.name.startswith("."))
 
 
-def scan_split(folder: Path, class_to_idx: dict[str, int], what: str) -> tuple[list[str], list[int]]:
-    """Files and labels of `<folder>/<class>/*`; every class folder must be a training class."""
+def scan_split(folder: Path, class_to_idx: dict[str, int], what: str, every_class: bool = False
+               ) -> tuple[list[str], list[int]]:
+    """Files and labels of `<folder>/<class>/*`; every class folder must be a training class (and, with
+    `every_class`, hold images)."""
     paths: list[str] = []
     labels: list[int] = []
     for name in class_folders(folder):
@@ -119,6 +121,9 @@ def scan_split(folder: Path, class_to_idx: dict[str, int], what: str) -> tuple[l
             raise DataError(f"{what}: class folder {folder / name} is not a training class (train/ has "
                             f"{len(class_to_idx)} class folders): rename or remove it")
         files = image_files(folder / name)
+        if every_class and not files:
+            raise DataError(f"{what}: class folder {folder / name} has no images ({', '.join(IMAGE_EXTENSIONS)}): "
+                            "add images or remove the folder")
         paths += files
         labels += [class_to_idx[name]] * len(files)
     if not paths:
@@ -311,11 +316,7 @@ class ImageFolderDataModule(ImageDataModule):
             raise DataError(f"{self.dataset_name}: no class folders in {train_dir}: expected {self.layout()}")
         self.classes = class_folders(train_dir)
         class_to_idx = {name: i for i, name in enumerate(self.classes)}
-        for name in self.classes:
-            if not image_files(train_dir / name):
-                raise DataError(f"{self.dataset_name}: class folder {train_dir / name} has no images "
-                                f"({', '.join(IMAGE_EXTENSIONS)}): add images or remove the folder")
-        found = {"train": scan_split(train_dir, class_to_idx, self.dataset_name)}
+        found = {"train": scan_split(train_dir, class_to_idx, self.dataset_name, every_class=True)}
         for split in ("val", "test"):
             folder = self.root / (self.dirs[split] or "")
             if self.dirs[split] and folder.is_dir():
