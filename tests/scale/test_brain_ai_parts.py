@@ -110,3 +110,45 @@ def test_htm_refuses_bad_config(bad: dict) -> None:
 
     with pytest.raises(ConfigError, match="model.net.htm"):
         HTMLayer(input_bits=4, dim=4, **bad)
+
+
+def checkpointed_gradients_match(tmp_path) -> None:
+    from conftest import compose_cfg
+    from hydra.utils import instantiate
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
+
+    from brainlab.nets.brain_ai.blocks import checkpoint_classes
+    from brainlab.snn.factory import reset_states
+
+    cfg = compose_cfg(tmp_path, ["experiment=brain_ai", "preset=tiny"])
+    torch.manual_seed(0)
+    net = instantiate(cfg.model.net, _convert_="all").eval()  # eval: no sampling in the decision heads
+    data = instantiate(cfg.data, _convert_="all")
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+
+    def grads() -> dict[str, torch.Tensor]:
+        net.zero_grad()
+        reset_states(net.modules())
+        net(batch)["logits"].logsumexp(-1).sum().backward()
+        return {k.replace("_checkpoint_wrapped_module.", ""): p.grad.clone()
+                for k, p in net.named_parameters() if p.grad is not None}
+
+    plain = grads()
+    classes = tuple(checkpoint_classes())
+    apply_activation_checkpointing(net, check_fn=lambda m: isinstance(m, classes))
+    assert sum("_checkpoint_wrapped_module" in k for k, _ in net.named_parameters()) > 0
+    again = grads()
+    assert plain.keys() == again.keys()
+    for k in plain:
+        assert torch.allclose(plain[k], again[k], atol=1e-6, rtol=1e-4), k
+
+
+def test_activation_checkpointing_per_block_keeps_the_gradients(tmp_path) -> None:
+    """The FSDP config's checkpointing policy (recompute each block in backward), on the CPU: same gradients."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny ops: one thread, as the tiny preset trains
+    try:
+        checkpointed_gradients_match(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
