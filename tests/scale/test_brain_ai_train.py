@@ -127,3 +127,19 @@ def test_meta_init_builds_shapes_then_configure_model_gives_storage(tmp_path: Pa
     phase.reset_states()
     out = phase(batch)
     assert torch.isfinite(out["logits"]).all() and torch.isfinite(out["free_energy"]).all()
+
+
+def test_maml_inner_loop_in_a_training_step(tmp_path: Path) -> None:
+    """`model.meta_inner_steps=1`: the fast weights adapt on the support half, the query half is scored with
+    them, and the outer gradient reaches the adapter's initial weights and the encoders."""
+    cfg = compose_cfg(tmp_path / "run", [*SMOKE, "model.meta_inner_steps=1", "model.meta_first_order=false"])
+    phase = instantiate(cfg.model, _recursive_=False)
+    dm = instantiate(cfg.data, _convert_="all")
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    phase.reset_states()
+    out, target = phase.maml_forward(batch)
+    assert out["logits"].shape[0] == target.shape[0] == batch["label"].shape[0] // 2
+    torch.nn.functional.cross_entropy(out["logits"], target).backward()
+    assert phase.net.meta.adapter[1].weight.grad.abs().sum() > 0
+    assert phase.net.vision.patch.weight.grad.abs().sum() > 0

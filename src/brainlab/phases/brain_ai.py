@@ -2,9 +2,10 @@
 
 Loss = cross-entropy of the decision heads' logits + `free_energy_weight` x the variational free energy of their
 generative model. `meta_init=true` builds the net on the meta device and gives it storage in `configure_model`
-(FSDP: unit by unit on the GPUs, the large presets' setting). After every optimizer step the HTM layer applies its
-own learning rule to its permanence buffers (outside the optimizer). Logs `<stage>/loss`, `<stage>/ce`,
-`<stage>/free_energy`, `<stage>/acc`, `<stage>/spike_rate`, `val/acc_best`.
+(FSDP: unit by unit on the GPUs, the large presets' setting). `meta_inner_steps > 0`: MAML on the meta-learner's
+fast weights in every training batch (support = first half, query = second half). After every optimizer step the
+HTM layer applies its own learning rule to its permanence buffers (outside the optimizer). Logs `<stage>/loss`,
+`<stage>/ce`, `<stage>/free_energy`, `<stage>/acc`, `<stage>/spike_rate`, `val/acc_best`.
 """
 
 from __future__ import annotations
@@ -28,22 +29,44 @@ STAGES = ("train", "val", "test")
 
 class BrainAIPhase(Phase):
     def __init__(self, num_classes: int, free_energy_weight: float = 0.1, num_threads: int | None = None,
-                 meta_init: bool = False, **base: Any) -> None:
+                 meta_init: bool = False, meta_inner_steps: int = 0, meta_inner_lr: float = 0.01,
+                 meta_first_order: bool = True, **base: Any) -> None:
         positive_int("model.num_classes", num_classes)
         if free_energy_weight < 0:
             raise ConfigError(f"model.free_energy_weight must be >= 0, got {free_energy_weight!r}")
+        if isinstance(meta_inner_steps, bool) or not isinstance(meta_inner_steps, int) or meta_inner_steps < 0:
+            raise ConfigError(f"model.meta_inner_steps must be an integer >= 0, got {meta_inner_steps!r}")
+        meta_cfg = (meta_inner_steps, float(meta_inner_lr), bool(meta_first_order))
         with torch.device("meta") if meta_init else nullcontext():
             super().__init__(**base)  # meta_init: the net has shapes only until configure_model
         self.free_energy_weight = free_energy_weight
         self.num_threads = num_threads
+        self.meta_inner_steps, self.meta_inner_lr, self.meta_first_order = meta_cfg
         self.acc = torch.nn.ModuleDict(
             {f"{s}_": MulticlassAccuracy(num_classes=num_classes, average="micro") for s in STAGES})
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
         self.val_acc_best = MaxMetric()
 
+    def maml_forward(self, batch: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """MAML on the meta-learner's fast weights: adapt them on the first half of the batch (support), score
+        the second half (query) with the adapted weights; the outer loss trains everything."""
+        out = self.net.features(batch)
+        context, target = out["context"], batch["label"]
+        half = context.shape[0] // 2
+
+        def support_loss(params: dict[str, torch.Tensor]) -> torch.Tensor:
+            return F.cross_entropy(self.net.decide(context[:half], params)["logits"].float(), target[:half])
+
+        params = self.net.meta.inner_loop(support_loss, self.meta_inner_steps, self.meta_inner_lr,
+                                          self.meta_first_order)
+        return {**out, **self.net.decide(context[half:], params)}, target[half:]
+
     def step(self, batch: Any, stage: str) -> torch.Tensor:
-        out = self(batch)
-        logits, target = out["logits"], batch["label"]
+        if stage == "train" and self.meta_inner_steps and batch["label"].shape[0] >= 2:
+            out, target = self.maml_forward(batch)
+        else:
+            out, target = self(batch), batch["label"]
+        logits = out["logits"]
         ce = F.cross_entropy(logits.float(), target)
         free_energy = out["free_energy"].mean()
         loss = ce + self.free_energy_weight * free_energy

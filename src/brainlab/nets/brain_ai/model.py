@@ -97,7 +97,8 @@ class BrainAI(nn.Module):
                 streams[name] = self.audio(batch["audio"])
         return streams, masks
 
-    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def features(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Everything up to the decision context (before the meta-learner's fast-weight adapter)."""
         missing = [k for k, m in (("image", "vision"), ("text", "text"), ("audio", "audio"))
                    if m in self.modalities and k not in batch]
         if missing:
@@ -117,9 +118,17 @@ class BrainAI(nn.Module):
         u, proof = self.reasoning(x, mask, slots)
         u = self.meta.modulate(u, film, 0)
         context = self.meta.modulate(self.context_norm(slots.mean(1) + u.mean(1)), film, 1)
-        logits, free_energy, policy = self.decision(self.meta(context))
-        return {"logits": logits, "free_energy": free_energy, "policy": policy, "write": write, "proof": proof,
-                "spikes": spikes, "columns": columns}
+        return {"context": context, "write": write, "proof": proof, "spikes": spikes, "columns": columns}
+
+    def decide(self, context: torch.Tensor, params: dict[str, torch.Tensor] | None = None
+               ) -> dict[str, torch.Tensor]:
+        """Fast-weight adapter (its own or MAML-adapted weights) -> decision heads."""
+        logits, free_energy, policy = self.decision(self.meta(context, params))
+        return {"logits": logits, "free_energy": free_energy, "policy": policy}
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        out = self.features(batch)
+        return {**out, **self.decide(out["context"])}
 
     def parts(self) -> dict[str, nn.Module | None]:
         return {name: getattr(self, name) for name in PARTS}
