@@ -70,7 +70,10 @@ class RolloutEvaluation(pl.Callback):
         self.summary: dict[str, float] = {}
         self.episodes_played: dict[str, list[dict[str, Any]]] = {}
 
-    # --- the hook -------------------------------------------------------------------------------------
+    # --- the hooks ------------------------------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.check(trainer.datamodule, pl_module)  # a wrong pairing fails before training, not after
+
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:  # deterministic seeded episodes: one process plays them
             return
