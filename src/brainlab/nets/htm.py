@@ -310,10 +310,9 @@ class TemporalMemory:
         self.csr_ptr = torch.zeros(total + 1, dtype=torch.long, device=self.dev)
         self.csr_cells = self.csr_ids = self.csr_ver = torch.zeros(0, dtype=torch.long, device=self.dev)
         self.version = torch.zeros(cap * self.M, dtype=torch.long, device=self.dev)  # bumped on every regrowth
-        self.buf_cells: list[torch.Tensor] = []
-        self.buf_ids: list[torch.Tensor] = []
-        self.buf_ver: list[torch.Tensor] = []
+        self.buf = torch.zeros(3, 4096, dtype=torch.long, device=self.dev)  # rows: cell, flat id, version
         self.buf_size = 0
+        self.live = batch  # streams still running (a prefix)
         empty = torch.zeros(0, dtype=torch.long, device=self.dev)
         self.active_cells = self.winner_cells = self.active_segs = self.matching_segs = self.nap = empty
         self.prev_active_mask = torch.zeros(total, dtype=torch.bool, device=self.dev)
@@ -381,11 +380,14 @@ class TemporalMemory:
         """Register new synapses (flat ids) under their presynaptic cells. An entry is live while the slot
         still holds that cell at that version, so replaced or destroyed synapses drop out on lookup."""
         self.version[ids] += 1
-        self.buf_cells.append(cells)
-        self.buf_ids.append(ids)
-        self.buf_ver.append(self.version[ids])
-        self.buf_size += int(cells.numel())
-        if self.buf_size > max(20_000 * self.B, self.csr_ids.numel() // 2):
+        k = int(cells.numel())
+        if self.buf_size + k > self.buf.shape[1]:
+            grown = self.buf.new_zeros(3, max(2 * self.buf.shape[1], self.buf_size + k))
+            grown[:, : self.buf_size] = self.buf[:, : self.buf_size]
+            self.buf = grown
+        self.buf[:, self.buf_size : self.buf_size + k] = torch.stack([cells, ids, self.version[ids]])
+        self.buf_size += k
+        if self.buf_size > max(50_000, self.csr_ids.numel() // 8):
             self._rebuild_index()
 
     def _rebuild_index(self) -> None:
@@ -398,7 +400,7 @@ class TemporalMemory:
         self.csr_ver = self.version[self.csr_ids]
         self.csr_ptr = torch.zeros(self.B * self.N + 1, dtype=torch.long, device=self.dev)
         self.csr_ptr[1:] = torch.cumsum(torch.bincount(cells, minlength=self.B * self.N), 0)
-        self.buf_cells, self.buf_ids, self.buf_ver, self.buf_size = [], [], [], 0
+        self.buf_size = 0
 
     def _synapses_of(self, active_cells: torch.Tensor, active_mask: torch.Tensor) -> torch.Tensor:
         """Flat ids (each once) of live synapses whose presynaptic cell is active."""
@@ -413,18 +415,47 @@ class TemporalMemory:
             cells.append(self.csr_cells[pos])
             vers.append(self.csr_ver[pos])
         if self.buf_size:
-            if len(self.buf_cells) > 1:
-                self.buf_cells, self.buf_ids = [torch.cat(self.buf_cells)], [torch.cat(self.buf_ids)]
-                self.buf_ver = [torch.cat(self.buf_ver)]
-            sel = torch.nonzero(active_mask[self.buf_cells[0]]).squeeze(1)
-            ids.append(self.buf_ids[0][sel])
-            cells.append(self.buf_cells[0][sel])
-            vers.append(self.buf_ver[0][sel])
+            buf = self.buf[:, : self.buf_size]
+            sel = buf[:, active_mask[buf[0]]]
+            cells.append(sel[0])
+            ids.append(sel[1])
+            vers.append(sel[2])
         if not ids:
             return torch.zeros(0, dtype=torch.long, device=self.dev)
         flat, cell, ver = torch.cat(ids), torch.cat(cells), torch.cat(vers)
         live = (self.pre.view(-1)[flat] == cell) & (self.version[flat] == ver)
         return flat[live]
+
+    def keep_streams(self, m: int) -> None:
+        """Drop every stream from the m-th on (they have ended): their segments leave the pool, which is
+        compacted, so later steps cost only what the running streams hold."""
+        if m >= self.live:
+            return
+        self.live = m
+        limit = m * self.N
+        cell = self.seg_cell[: self.n_alloc]
+        segs = torch.nonzero((cell >= 0) & (cell < limit)).squeeze(1)
+        remap = torch.full((self.n_alloc + 1,), -1, dtype=torch.long, device=self.dev)
+        remap[segs] = torch.arange(segs.numel(), device=self.dev)
+        cap = max(1024, 2 * segs.numel())
+        pad = cap - segs.numel()
+        self.seg_cell = torch.cat([self.seg_cell[segs], self.seg_cell.new_full((pad,), -1)])
+        self.pre = torch.cat([self.pre[segs], self.pre.new_full((pad, self.M), -1)])
+        self.perm = torch.cat([self.perm[segs], self.perm.new_zeros(pad, self.M)])
+        self.last_used = torch.cat([self.last_used[segs], self.last_used.new_zeros(pad)])
+        self.created = torch.cat([self.created[segs], self.created.new_zeros(pad)])
+        self.version = torch.cat(
+            [self.version.view(-1, self.M)[segs].reshape(-1), self.version.new_zeros(pad * self.M)]
+        )
+        self.n_alloc, self.n_free = int(segs.numel()), 0
+        self.n_segs[limit:] = 0
+        self.prev_active_mask[limit:] = False
+        self.active_cells = self.active_cells[self.active_cells < limit]
+        self.winner_cells = self.winner_cells[self.winner_cells < limit]
+        keep = remap[self.matching_segs] >= 0
+        self.matching_segs, self.nap = remap[self.matching_segs][keep], self.nap[keep]
+        self.active_segs = remap[self.active_segs][remap[self.active_segs] >= 0]
+        self._rebuild_index()
 
     # --- one time step --------------------------------------------------------------------------------
     def compute(self, active_cols: torch.Tensor, n_streams: int, learn: bool = True) -> torch.Tensor:
@@ -730,6 +761,7 @@ class HTM(nn.Module):
             m = int(live[t])
             if m == 0:
                 break
+            self.tm.keep_streams(m)
             active = self.sp.compute(bits_t[:m, t], learn)
             cols = torch.nonzero(active.view(-1)).squeeze(1)
             out[:m, t] = self.tm.compute(cols, m, learn)
