@@ -1,7 +1,7 @@
 """`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark (`loading`/`caching`, `backends`).
 
-`loading` takes Hydra overrides of `conf/bench/loading.yaml` (`samples=2048 backends=[fused]`); `backends`
-takes its own `--options` (`--help`).
+Each bench takes Hydra overrides of its `conf/bench/<name>.yaml` (`loading`: `samples=2048 backends=[fused]`);
+`--help` prints a bench's keys.
 
 `--wandb` also logs the figures the bench wrote (and its JSON as a table) to a W&B run, offline unless
 WANDB_MODE says otherwise, so they sit beside the training runs on the dashboard.
@@ -21,6 +21,10 @@ DEFAULT_OUT = {"caching": "outputs/bench/caching", "backends": "outputs/bench"}
 
 
 def out_dir(module: str, argv: list[str]) -> Path:
+    """The bench's output folder from `out=...` (or `--out ...`), else its default."""
+    for arg in argv:
+        if arg.startswith("out="):
+            return Path(arg.split("=", 1)[1])
     return Path(argv[argv.index("--out") + 1]) if "--out" in argv[:-1] else Path(DEFAULT_OUT[module])
 
 
