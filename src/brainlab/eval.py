@@ -24,8 +24,8 @@ def find_run_config(ckpt_path: str | Path) -> Path:
     """The saved config of the run that wrote `ckpt_path` (searched upwards from the file):
     Hydra's `.hydra/config.yaml`, else brainlab's `record/config.unresolved.yaml`."""
     ckpt = Path(ckpt_path)
-    if not ckpt.is_file():
-        raise ConfigError(f"ckpt_path={ckpt} is not a file: point it at a .ckpt of an earlier run")
+    if not ckpt.exists():  # a directory for FSDP's sharded checkpoints
+        raise ConfigError(f"ckpt_path={ckpt} does not exist: point it at a .ckpt of an earlier run")
     for folder in list(ckpt.resolve().parents)[:4]:
         hydra_saved, record_saved = folder / ".hydra" / "config.yaml", folder / "record" / "config.unresolved.yaml"
         for candidate in (hydra_saved, record_saved):

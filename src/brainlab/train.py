@@ -48,8 +48,8 @@ def check_trainer(trainer_cfg: DictConfig) -> None:
 
 def check_ckpt_path(ckpt_path: str | None) -> None:
     """A checkpoint to resume from must exist (Lightning's own message comes late and long)."""
-    if ckpt_path and not Path(ckpt_path).is_file():
-        raise ConfigError(f"ckpt_path={ckpt_path} is not a file: point it at a .ckpt of an earlier run")
+    if ckpt_path and not Path(ckpt_path).exists():  # a directory for FSDP's sharded checkpoints
+        raise ConfigError(f"ckpt_path={ckpt_path} does not exist: point it at a .ckpt of an earlier run")
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:

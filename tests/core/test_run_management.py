@@ -57,7 +57,7 @@ def test_eval_reproduces_the_test_metric_of_a_checkpoint(make_cfg, tmp_path) -> 
 
 def test_eval_of_a_missing_checkpoint_is_one_line(tmp_path) -> None:
     current = compose_cfg(tmp_path / "eval")
-    with pytest.raises(ConfigError, match="ckpt_path=.*nope.ckpt is not a file"):
+    with pytest.raises(ConfigError, match="ckpt_path=.*nope.ckpt does not exist"):
         evaluate(tmp_path / "nope.ckpt", current)
 
 
