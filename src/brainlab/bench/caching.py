@@ -293,7 +293,12 @@ def train_all(cfg: DictConfig, caches: dict[str, CacheStrategy], wrapped: dict[s
     augment = Augment(list(instantiate(cfg.augment, _convert_="all") or []))
     interleave = cfg.pairing == "step" or (cfg.pairing == "auto" and cfg.workers == 0)
     result["pairing"] = "step" if interleave else "epoch"
-    for bname, factory in backends(list(cfg.backends) if cfg.backends else None).items():
+    chosen = backends(list(cfg.backends) if cfg.backends else None)
+    if not cfg.backends and device.type == "cpu":
+        for name in set(cfg.cpu_skip) & set(chosen):
+            print(f"backend {name}: skipped on CPU (cpu_skip; name it in backends=[...] to time it)")
+            del chosen[name]
+    for bname, factory in chosen.items():
         torch.manual_seed(cfg.seed)
         floor = Trainer(blog_model(factory, device), device)
         runs = {cname: Trainer(blog_model(factory, device), device, augment) for cname in caches}
