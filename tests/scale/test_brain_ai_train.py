@@ -73,7 +73,7 @@ def test_recipe_configs_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert cfg.trainer.strategy._target_.endswith("FSDPStrategy")
 
 
-@pytest.mark.parametrize("launcher", ["submitit_slurm", "submitit_local"])
+@pytest.mark.parametrize("launcher", ["slurm", "slurm_local"])
 def test_submitit_launchers_compose(launcher: str, tmp_path: Path) -> None:
     overrides = [f"hydra/launcher={launcher}", "experiment=brain_ai", "preset=7b", "trainer=fsdp",
                  "trainer.num_nodes=2", "trainer.devices=8", f"paths.output_dir={tmp_path}"]
@@ -81,7 +81,7 @@ def test_submitit_launchers_compose(launcher: str, tmp_path: Path) -> None:
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     launch = cfg.hydra.launcher
     assert launch._target_.startswith("hydra_plugins.hydra_submitit_launcher.submitit_launcher.")
-    if launcher == "submitit_slurm":
+    if launcher == "slurm":
         assert (launch.nodes, launch.tasks_per_node, launch.gpus_per_node) == (2, 8, 8)
     from hydra.core.plugins import Plugins
     from hydra.plugins.launcher import Launcher
