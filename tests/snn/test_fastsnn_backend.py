@@ -145,3 +145,23 @@ def test_leaky_readout_matches_step_by_step_and_carries_state() -> None:
     torch.testing.assert_close(torch.cat([readout(x[:, :5]), readout(x[:, 5:])], dim=1), torch.stack(ref, dim=1))
     with pytest.raises(ConfigError, match="readout_tau"):
         fastsnn.LeakyReadout(tau=0.0)
+
+
+@pytest.mark.parametrize("steps", [150, 200])
+def test_blocked_filter_matches_reference_for_long_sequences(steps: int) -> None:
+    """T > 2 x BLOCK takes the blocked O(T L) filter: spikes and gradients still equal the step-by-step ones."""
+    assert steps > 2 * fastsnn.BLOCK
+    torch.manual_seed(4)
+    layer = fastsnn.neuron(kind="lif", tau_mem=20.0, spike_threshold=1.0, surrogate_scale=5.0)
+    x = (torch.randn(2, steps, 6, dtype=torch.float64) * 0.2).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    out, out_ref = layer(x), reference(x_ref, math.exp(-1.0 / 20.0), 1.0, 5.0)
+    assert torch.equal(out, out_ref) and 0 < out.sum() < 12, "some neurons spike, some stay silent"
+    assert (out.nonzero()[:, 1] >= 2 * fastsnn.BLOCK).any(), "spikes in a later block (carry between blocks)"
+    weight = torch.randn_like(out)
+    (out * weight).sum().backward()
+    (out_ref * weight).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-9, atol=1e-12)
+    v0 = torch.randn(2, 6, dtype=torch.float64)
+    torch.testing.assert_close(fastsnn.causal_filter(x.detach(), 0.9, v0),
+                               fastsnn.causal_filter(x.detach(), 0.9, v0, block=10**6))
