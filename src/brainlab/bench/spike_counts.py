@@ -78,7 +78,8 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
                       label=f"{r['backend']} (test acc {r['test_acc']:.3f})")
         ax.bar_label(bars, fmt="%.0f", fontsize=7)
     ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(layers))], layers)
-    ax.set(ylabel="spikes per sample", title=title)
+    ax.set_ylabel("spikes per sample")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -106,7 +107,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     if ref and fast and ref["total_spikes_per_sample"] > 0:
         ratio = fast["total_spikes_per_sample"] / ref["total_spikes_per_sample"]
         fast["spike_reduction_vs_" + ref["backend"]] = 1 - ratio
-    data = rows[0]["data"].rsplit(".", 1)[-1] if rows else "?"
+    data = rows[0]["data"].rsplit(".", 1)[-1].removesuffix("DataModule") if rows else "?"
     record = {"machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
               "data": data, "rows": rows, "out": str(out)}
     title = f"spikes per sample per layer ({data})"
