@@ -162,3 +162,18 @@ def test_cuda_kernels_equal_sinabs(setting: dict) -> None:
     (out_ref * weight).sum().backward()
     (out_our * weight).sum().backward()
     torch.testing.assert_close(x_our.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_vectorised_exp_of_the_cpu_kernel_matches_numpy() -> None:
+    """The CPU backward's own exp (vectorisable; SingleExponential surrogate) is as exact as float32 allows."""
+    import numpy as np
+
+    from brainlab.snn.fused_cpu import exp_neg
+
+    y = np.concatenate([-np.abs(np.random.default_rng(0).standard_normal(20000)) * 20, [0.0, -1e-9, -87.0]])
+    y = y.astype(np.float32)
+    ref = np.exp(y.astype(np.float64))
+    ours = exp_neg(y)
+    normal = y >= -87.0
+    assert (np.abs(ours - ref) / ref)[normal].max() < 2e-7
+    assert np.all(np.abs(ours - ref)[~normal] < 2e-38), "below exp(-87) the value is clamped, never larger"

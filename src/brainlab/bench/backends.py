@@ -147,15 +147,16 @@ def with_ratios(result: dict[str, dict[str, float]]) -> dict[str, dict[str, floa
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
+    w = max([24, *(len(r["case"]) + 2 for r in rows)])
     header = (
-        f"{'case':<24}{'backend':<9}{'fwd ms':>10}{'fwd+bwd ms':>12}{'x sinabs fwd':>14}{'x sinabs tot':>14}"
+        f"{'case':<{w}}{'backend':<9}{'fwd ms':>10}{'fwd+bwd ms':>12}{'x sinabs fwd':>14}{'x sinabs tot':>14}"
         f"{'/floor':>8}"
     )
     print(header)  # SynOps / MACs / energy / sparsity per row are in the JSON
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r['case']:<24}{r['backend']:<9}{1e3 * r['forward_s']:>10.1f}{1e3 * r['total_s']:>12.1f}"
+            f"{r['case']:<{w}}{r['backend']:<9}{1e3 * r['forward_s']:>10.1f}{1e3 * r['total_s']:>12.1f}"
             f"{r.get('speedup_forward', float('nan')):>14.2f}{r.get('speedup_total', float('nan')):>14.2f}"
             f"{r.get('x_floor_total', float('nan')):>8.2f}"
         )

@@ -197,3 +197,213 @@ def synapse_backward(g_out: torch.Tensor, x: torch.Tensor, out: torch.Tensor, i0
     _check(g_out, x)
     rows, steps, feats = x.shape
     _synapse_bwd[_grid(rows, feats)](g_out, x, out, i0, alpha, g_x, g_i0, g_alpha, rows, steps, feats, BLOCK=BLOCK)
+
+
+# --- ALIF / recurrent neurons (see fused_ext_cpu.py for the equations; same operation order) ---------------
+
+MAX_RECURRENT = 1024  # a recurrent layer runs one program per batch row holding every neuron
+
+
+@triton.jit
+def _neuron_fwd(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, spikes, vpre, bpre, tot, isyn, v_out, i_out, b_out,
+                steps, feats, thr, ascale, min_v,
+                SPIKE_MODE: tl.constexpr, RESET_MODE: tl.constexpr, HAS_MIN: tl.constexpr, NORM: tl.constexpr,
+                HAS_SYN: tl.constexpr, ADAPTIVE: tl.constexpr, RECURRENT: tl.constexpr, BLOCK_N: tl.constexpr,
+                BLOCK_M: tl.constexpr):
+    row = tl.program_id(0)
+    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask = n < feats
+    st = row * feats + n
+    v = tl.load(v0 + st, mask=mask, other=0.0)
+    i = tl.load(i0 + st, mask=mask, other=0.0)
+    bb = tl.load(b0 + st, mask=mask, other=0.0)
+    a_m = tl.load(am + n, mask=mask, other=1.0)
+    o_m = tl.load(om_am + n, mask=mask, other=0.0)
+    a_s = tl.load(asyn + n, mask=mask, other=1.0)
+    a_a = tl.load(aa + n, mask=mask, other=0.0)
+    o_a = tl.load(om_aa + n, mask=mask, other=1.0)
+    rec = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for t in range(steps):
+        base = (row * steps + t) * feats
+        idx = base + n
+        cur = tl.load(x + idx, mask=mask, other=0.0)
+        if RECURRENT:
+            cur = _add_rn(cur, rec)
+            tl.store(tot + idx, cur, mask=mask)
+        if HAS_SYN:
+            i = _mul_rn(a_s, _add_rn(i, cur))
+            cur = i
+            tl.store(isyn + idx, cur, mask=mask)
+        if NORM:
+            cur = _mul_rn(o_m, cur)
+        xv = _add_rn(_mul_rn(a_m, v), cur)
+        tl.store(vpre + idx, xv, mask=mask)
+        th = tl.zeros([BLOCK_N], dtype=tl.float32) + thr
+        if ADAPTIVE:
+            tl.store(bpre + idx, bb, mask=mask)
+            th = _add_rn(_mul_rn(tl.zeros([BLOCK_N], dtype=tl.float32) + ascale, bb), th)
+        s = _spike(xv, th, SPIKE_MODE)
+        tl.store(spikes + idx, s, mask=mask)
+        if ADAPTIVE:
+            bb = _add_rn(_mul_rn(a_a, bb), _mul_rn(o_a, s))
+        v, _ = _after_spike(xv, s, th, min_v, RESET_MODE, HAS_MIN)
+        if RECURRENT:  # rec[n] = sum_m wt[m, n] * s[m]: every neuron's spike of this step, read back after a barrier
+            tl.debug_barrier()
+            rec = tl.zeros([BLOCK_N], dtype=tl.float32)
+            for m0 in range(0, feats, BLOCK_M):
+                m = m0 + tl.arange(0, BLOCK_M)
+                m_ok = m < feats
+                s_m = tl.load(spikes + base + m, mask=m_ok, other=0.0)
+                w = tl.load(wt + m[:, None] * feats + n[None, :], mask=m_ok[:, None] & mask[None, :], other=0.0)
+                rec += tl.sum(s_m[:, None] * w, axis=0)
+    tl.store(v_out + st, v, mask=mask)
+    tl.store(i_out + st, i, mask=mask)
+    tl.store(b_out + st, bb, mask=mask)
+
+
+@triton.jit
+def _neuron_bwd(g_spikes, g_vl, g_il, g_bl, cur_in, spikes, vpre, bpre, isyn, sg, v0, i0, am, om_am, asyn, aa, om_aa,
+                w, g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa, steps, feats, thr, ascale, min_v,
+                RESET_MODE: tl.constexpr, HAS_MIN: tl.constexpr, NORM: tl.constexpr, HAS_SYN: tl.constexpr,
+                ADAPTIVE: tl.constexpr, RECURRENT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
+    row = tl.program_id(0)
+    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask = n < feats
+    st = row * feats + n
+    gv = tl.load(g_vl + st, mask=mask, other=0.0)
+    gi = tl.load(g_il + st, mask=mask, other=0.0)
+    gb = tl.load(g_bl + st, mask=mask, other=0.0)
+    a_m = tl.load(am + n, mask=mask, other=1.0)
+    o_m = tl.load(om_am + n, mask=mask, other=0.0)
+    a_s = tl.load(asyn + n, mask=mask, other=1.0)
+    a_a = tl.load(aa + n, mask=mask, other=0.0)
+    o_a = tl.load(om_aa + n, mask=mask, other=1.0)
+    ga_m = tl.zeros([BLOCK_N], dtype=tl.float32)
+    ga_s = tl.zeros([BLOCK_N], dtype=tl.float32)
+    ga_a = tl.zeros([BLOCK_N], dtype=tl.float32)
+    grec = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for k in range(steps):
+        t = steps - 1 - k
+        base = (row * steps + t) * feats
+        idx = base + n
+        xv = tl.load(vpre + idx, mask=mask, other=0.0)
+        s = tl.load(spikes + idx, mask=mask, other=0.0)
+        th = tl.zeros([BLOCK_N], dtype=tl.float32) + thr
+        if ADAPTIVE:
+            b_t = tl.load(bpre + idx, mask=mask, other=0.0)
+            th = _add_rn(_mul_rn(tl.zeros([BLOCK_N], dtype=tl.float32) + ascale, b_t), th)
+        _, free = _after_spike(xv, s, th, min_v, RESET_MODE, HAS_MIN)
+        g = tl.where(free, gv, 0.0)
+        gs = tl.load(g_spikes + idx, mask=mask, other=0.0)
+        if RECURRENT:
+            gs += grec
+        if ADAPTIVE:
+            gs += o_a * gb
+        surrogate = tl.load(sg + idx, mask=mask, other=0.0)
+        if RESET_MODE == 0:
+            gx = g + (gs - th * g) * surrogate
+            g_th = -s * g
+        else:
+            gx = tl.where(s == 0.0, g, 0.0) + gs * surrogate
+            g_th = tl.zeros([BLOCK_N], dtype=tl.float32)
+        if ADAPTIVE:
+            ga_a += gb * (b_t - s)
+            gb = a_a * gb + ascale * g_th
+        if t > 0:
+            xp = tl.load(vpre + idx - feats, mask=mask, other=0.0)
+            sp = tl.load(spikes + idx - feats, mask=mask, other=0.0)
+            thp = tl.zeros([BLOCK_N], dtype=tl.float32) + thr
+            if ADAPTIVE:
+                thp = _add_rn(_mul_rn(tl.zeros([BLOCK_N], dtype=tl.float32) + ascale,
+                                      tl.load(bpre + idx - feats, mask=mask, other=0.0)), thp)
+            vprev, _ = _after_spike(xp, sp, thp, min_v, RESET_MODE, HAS_MIN)
+        else:
+            vprev = tl.load(v0 + st, mask=mask, other=0.0)
+        ga_m += gx * vprev
+        gv = a_m * gx
+        if HAS_SYN:
+            cur = tl.load(isyn + idx, mask=mask, other=0.0)
+        else:
+            cur = tl.load(cur_in + idx, mask=mask, other=0.0)
+        if NORM:
+            ga_m -= gx * cur
+            gc = o_m * gx
+        else:
+            gc = gx
+        if HAS_SYN:
+            g_tot = gc + gi
+            if t > 0:
+                iprev = tl.load(isyn + idx - feats, mask=mask, other=0.0)
+            else:
+                iprev = tl.load(i0 + st, mask=mask, other=0.0)
+            ga_s += g_tot * (iprev + tl.load(cur_in + idx, mask=mask, other=0.0))
+            g_tot = a_s * g_tot
+            gi = g_tot
+        else:
+            g_tot = gc
+        tl.store(g_x + idx, g_tot, mask=mask)
+        if RECURRENT:  # grec[m] = sum_n w[n, m] * g_tot[n] for the step before, after a barrier
+            tl.debug_barrier()
+            grec = tl.zeros([BLOCK_N], dtype=tl.float32)
+            for j0 in range(0, feats, BLOCK_M):
+                j = j0 + tl.arange(0, BLOCK_M)
+                j_ok = j < feats
+                g_j = tl.load(g_x + base + j, mask=j_ok, other=0.0)
+                w_t = tl.load(w + j[:, None] * feats + n[None, :], mask=j_ok[:, None] & mask[None, :], other=0.0)
+                grec += tl.sum(g_j[:, None] * w_t, axis=0)
+    tl.store(g_v0 + st, gv, mask=mask)
+    tl.store(g_i0 + st, gi, mask=mask)
+    tl.store(g_b0 + st, gb, mask=mask)
+    tl.store(g_am + st, ga_m, mask=mask)
+    tl.store(g_asyn + st, ga_s, mask=mask)
+    tl.store(g_aa + st, ga_a, mask=mask)
+
+
+def _ext_launch(rows: int, feats: int, recurrent: bool) -> tuple[tuple[int, int], int, int]:
+    """Grid and block sizes: recurrent layers keep a whole row in one program (all spikes of a step)."""
+    if not recurrent:
+        return (rows, triton.cdiv(feats, BLOCK)), BLOCK, 16
+    if feats > MAX_RECURRENT:
+        raise ConfigError(
+            f"backend=fused on CUDA runs recurrent layers up to {MAX_RECURRENT} neurons wide, got {feats}; "
+            "lower model.net.hidden_dim or use backend=sinabs"
+        )
+    block = triton.next_power_of_2(feats)
+    return (rows, 1), block, max(1, min(16, 8192 // block))
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    """A placeholder pointer for an unused (empty) array: the kernel never touches it."""
+    return t if t.numel() else torch.zeros(1, device=t.device)
+
+
+def neuron_forward(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, b0: torch.Tensor, am: torch.Tensor,
+                   om_am: torch.Tensor, asyn: torch.Tensor, aa: torch.Tensor, om_aa: torch.Tensor, wt: torch.Tensor,
+                   cfg: Any, spikes: torch.Tensor, vpre: torch.Tensor, bpre: torch.Tensor, tot: torch.Tensor,
+                   isyn: torch.Tensor, v_out: torch.Tensor, i_out: torch.Tensor, b_out: torch.Tensor) -> None:
+    _check(x, v0, i0, b0, am, asyn, aa)
+    rows, steps, feats = x.shape
+    grid, block_n, block_m = _ext_launch(rows, feats, cfg.recurrent)
+    _neuron_fwd[grid](
+        x, v0, i0, b0, am, om_am, asyn, aa, om_aa, _real(wt), spikes, vpre, _real(bpre), _real(tot), _real(isyn),
+        v_out, i_out, b_out, steps, feats, cfg.thr, cfg.adapt_scale, cfg.min_v,
+        SPIKE_MODE=cfg.spike_mode, RESET_MODE=cfg.reset_mode, HAS_MIN=cfg.has_min, NORM=cfg.norm,
+        HAS_SYN=cfg.has_syn, ADAPTIVE=cfg.adaptive, RECURRENT=cfg.recurrent, BLOCK_N=block_n, BLOCK_M=block_m,
+    )
+
+
+def neuron_backward(g_spikes: torch.Tensor, g_vl: torch.Tensor, g_il: torch.Tensor, g_bl: torch.Tensor,
+                    cur_in: torch.Tensor, spikes: torch.Tensor, vpre: torch.Tensor, bpre: torch.Tensor,
+                    isyn: torch.Tensor, sg: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, b0: torch.Tensor,
+                    am: torch.Tensor, om_am: torch.Tensor, asyn: torch.Tensor, aa: torch.Tensor, om_aa: torch.Tensor,
+                    w: torch.Tensor, cfg: Any, g_x: torch.Tensor, g_v0: torch.Tensor, g_i0: torch.Tensor,
+                    g_b0: torch.Tensor, g_am: torch.Tensor, g_asyn: torch.Tensor, g_aa: torch.Tensor) -> None:
+    _check(g_spikes, g_vl, g_il, g_bl, vpre, sg)
+    rows, steps, feats = vpre.shape
+    grid, block_n, block_m = _ext_launch(rows, feats, cfg.recurrent)
+    _neuron_bwd[grid](
+        g_spikes, g_vl, g_il, g_bl, cur_in, spikes, vpre, _real(bpre), _real(isyn), sg, v0, i0, am, om_am, asyn, aa,
+        om_aa, _real(w), g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa, steps, feats, cfg.thr, cfg.adapt_scale,
+        cfg.min_v, RESET_MODE=cfg.reset_mode, HAS_MIN=cfg.has_min, NORM=cfg.norm, HAS_SYN=cfg.has_syn,
+        ADAPTIVE=cfg.adaptive, RECURRENT=cfg.recurrent, BLOCK_N=block_n, BLOCK_M=block_m,
+    )
