@@ -144,3 +144,17 @@ def test_nab_htm_experiment_end_to_end(tmp_path: Path, corpus: Path, make_cfg: C
     # the spike at rows 300-304 of file a is outside anything seen before: flagged
     a = np.genfromtxt(results / "htm" / "realA" / "htm_a.csv", delimiter=",", names=True, dtype=None, encoding=None)
     assert a["anomaly_score"][300] == 1.0 and set(np.unique(a["label"])) == {0, 1}
+
+
+def test_rdse_follows_nupic_rules() -> None:
+    enc = Encoder(size=400, active_bits=21, time_of_day_bits=0)
+    table = enc.table
+    assert all(len(set(row)) == 21 for row in table)  # always 21 distinct bits
+    for d in (1, 5, 20):  # neighbours share 21 - d bits
+        assert len(set(table[500]) & set(table[500 + d])) == 21 - d
+    far = [len(set(table[500]) & set(table[j])) for j in range(521, 1000, 7)]
+    assert max(far) <= 2  # maxOverlap for buckets >= 21 apart
+    assert enc.resolution(3.0, 3.0) == pytest.approx(1 / 130)  # flat file: NuPIC's maxVal = minVal + 1
+    assert enc.resolution(0.0, 100.0) == pytest.approx(140 / 130)
+    bits = enc.encode(np.array([0.0, 1e9, -1e9]), np.zeros(3, dtype=np.int64), resolution=1.0, offset=0.0)
+    assert bits[1].tolist() == table[999].tolist() and bits[2].tolist() == table[0].tolist()  # clipped
