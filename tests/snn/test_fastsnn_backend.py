@@ -83,7 +83,6 @@ def test_refuses_knobs_of_other_neurons() -> None:
         fastsnn.neuron(kind="lif", tau_mem=0)
 
 
-@pytest.mark.slow  # the experiment tests train with backend=fastsnn in the default run
 def test_fastsnn_backend_runs_the_default_run(make_cfg) -> None:
     """`python train.py backend=fastsnn` (TINY) trains; learning is checked on fixtures by the experiment test."""
     cfg = make_cfg("backend=fastsnn")
@@ -93,7 +92,6 @@ def test_fastsnn_backend_runs_the_default_run(make_cfg) -> None:
     assert 0.0 <= metrics["test/acc"] <= 1.0 and math.isfinite(metrics["test/loss"])
 
 
-@pytest.mark.slow  # nmnist_fastsnn and fmnist_fastsnn run end to end by default
 def test_shd_fastsnn_experiment_end_to_end_on_fixtures(tmp_path) -> None:
     """experiment=shd_fastsnn through brainlab.train.run on a generated SHD-format fixture (coarse bins)."""
     import json

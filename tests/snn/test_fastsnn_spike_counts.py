@@ -27,7 +27,6 @@ def test_refuses_flags_and_unknown_keys() -> None:
         spike_counts.main(["nonsense_key=1"])
 
 
-@pytest.mark.slow  # two Lightning runs (~40 s on 2 shared cores)
 def test_smoke_run_writes_counts_for_both_backends(tmp_path: Path) -> None:
     tiny = ["trainer.max_epochs=1", "data.num_classes=4", "data.n_channels=16", "data.samples_per_class=6",
             "data.test_samples_per_class=3", "data.n_time_bins=20", "data.duration_us=200000",
