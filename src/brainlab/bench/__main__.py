@@ -1,4 +1,4 @@
-"""`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark (`loading`/`caching`, `backends`).
+"""`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark (`loading`/`caching`, `backends`, `spikes`).
 
 Each bench takes Hydra overrides of its `conf/bench/<name>.yaml` (`loading`: `samples=2048 backends=[fused]`);
 `--help` prints a bench's keys.
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends"}
-DEFAULT_OUT = {"caching": "outputs/bench/caching", "backends": "outputs/bench"}
+BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts"}
+DEFAULT_OUT = {"caching": "outputs/bench/caching", "backends": "outputs/bench", "spike_counts": "outputs/bench"}
 
 
 def out_dir(module: str, argv: list[str]) -> Path:
