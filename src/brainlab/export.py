@@ -59,7 +59,8 @@ def sinabs_layer(layer: nn.Module) -> nn.Module:
     if isinstance(layer, sinabs.layers.LIF) and not list(layer.children()):  # recurrent layers hold a Linear
         return plain_copy(layer)
     spec = getattr(layer, "spec", None)
-    if spec is not None and getattr(spec, "kind", None) in ("iaf", "lif") and hasattr(layer, "tau_mem"):
+    plain = getattr(spec, "kind", None) in ("iaf", "lif") and not getattr(spec, "recurrent", False)
+    if spec is not None and plain and hasattr(layer, "tau_mem"):
         out = sinabs_backend.build(spec)
         with torch.no_grad():
             if layer.tau_mem is not None:

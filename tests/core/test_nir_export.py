@@ -15,6 +15,7 @@ from torch import nn
 from brainlab.errors import ConfigError
 from brainlab.export import export_nir, fold_input_scaling, load_phase, to_sinabs
 from brainlab.snn.exodus_backend import ExodusNeuron
+from brainlab.snn.fused import neuron as fused_neuron
 from brainlab.train import run
 
 LIF = ["model.net.neuron.kind=lif", "++model.net.neuron.tau_mem=4.0"]
@@ -87,6 +88,11 @@ def test_layers_without_a_nir_equivalent_are_refused_by_name() -> None:
     net = nn.Sequential(nn.Linear(4, 3), sl.LIFRecurrent(tau_mem=5.0, rec_connect=nn.Linear(3, 3)))
     with pytest.raises(ConfigError, match="no NIR equivalent"):
         to_sinabs(net)
+    kinds = (dict(kind="lif", tau_mem=5.0, recurrent=True, features=3), dict(kind="alif", tau_mem=5.0, tau_adapt=20.0))
+    for neuron in kinds:
+        layer = fused_neuron(**neuron)
+        with pytest.raises(ConfigError, match="no NIR equivalent"):
+            to_sinabs(nn.Sequential(nn.Linear(4, 3), layer))
 
 
 @pytest.mark.gpu

@@ -76,7 +76,8 @@ def test_limited_test_set_is_not_measured(make_cfg) -> None:
     [
         ("model.net.hidden_dim=0", "model.net.hidden_dim must be a positive integer, got 0"),
         ("model.net.hidden_dim=-3", "model.net.hidden_dim must be a positive integer, got -3"),
-        ("model.net.neuron.kind=hodgkin", "model.net.neuron.kind='hodgkin' is not supported; choose one of: iaf, lif"),
+        ("model.net.neuron.kind=hodgkin",
+         "model.net.neuron.kind='hodgkin' is not supported; choose one of: alif, iaf, lif"),
         ("data.batch_size=0", "data.batch_size must be a positive integer, got 0"),
         ("target=nope", "target='nope' is not a row of conf/targets.yaml"),
     ],

@@ -17,6 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
+from torchmetrics import MaxMetric
 
 from brainlab.errors import TrainingError
 from brainlab.snn.factory import reset_states
@@ -179,3 +180,26 @@ class Phase(pl.LightningModule):
         total = self.trainer.estimated_stepping_batches if self._trainer is not None else 1
         scheduler = instantiate(sched_cfg, _convert_="all")(optimizer=optimizer, total_steps=int(total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+class BestValAccuracyPhase(Phase):
+    """A Phase that logs `val/acc_best`, the best `val/acc` so far (what checkpoints and sweeps optimise).
+
+    Subclasses return the epoch's validation accuracy from `val_accuracy()`.
+    """
+
+    def __init__(self, **base: Any) -> None:
+        super().__init__(**base)
+        self.val_acc_best = MaxMetric()
+
+    def val_accuracy(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_accuracy())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)

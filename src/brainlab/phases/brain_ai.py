@@ -16,18 +16,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.strategies import FSDPStrategy
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.errors import ConfigError
 from brainlab.nets.brain_ai.model import is_on_meta, materialize
 from brainlab.nets.snn import positive_int
-from brainlab.phases.base import Phase
+from brainlab.phases.base import BestValAccuracyPhase
 
 STAGES = ("train", "val", "test")
 
 
-class BrainAIPhase(Phase):
+class BrainAIPhase(BestValAccuracyPhase):
     def __init__(self, num_classes: int, free_energy_weight: float = 0.1, num_threads: int | None = None,
                  meta_init: bool = False, meta_inner_steps: int = 0, meta_inner_lr: float = 0.01,
                  meta_first_order: bool = True, **base: Any) -> None:
@@ -45,7 +45,6 @@ class BrainAIPhase(Phase):
         self.acc = torch.nn.ModuleDict(
             {f"{s}_": MulticlassAccuracy(num_classes=num_classes, average="micro") for s in STAGES})
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
-        self.val_acc_best = MaxMetric()
 
     def maml_forward(self, batch: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """MAML on the meta-learner's fast weights: adapt them on the first half of the batch (support), score
@@ -97,11 +96,5 @@ class BrainAIPhase(Phase):
             if callable(learn):
                 learn()
 
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        self.val_acc_best(self.acc["val_"].compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+    def val_accuracy(self) -> torch.Tensor:
+        return self.acc["val_"].compute()

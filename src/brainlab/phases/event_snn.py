@@ -6,14 +6,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.nets.snn import positive_int
-from brainlab.phases.base import Phase
+from brainlab.phases.base import BestValAccuracyPhase
 
 
-class EventSNN(Phase):
+class EventSNN(BestValAccuracyPhase):
     """Logs `train/loss`, `train/acc`, `val/loss`, `val/acc`, `val/acc_best`, `test/loss`, `test/acc`."""
 
     def __init__(self, num_classes: int, **base: Any) -> None:
@@ -24,7 +24,6 @@ class EventSNN(Phase):
             {f"{s}_": MulticlassAccuracy(num_classes=num_classes, average="micro") for s in stages}
         )
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in stages})
-        self.val_acc_best = MaxMetric()
 
     def step(self, batch: Any, stage: str) -> torch.Tensor:
         frames, targets = batch
@@ -37,11 +36,5 @@ class EventSNN(Phase):
         self.log(f"{stage}/acc", self.acc[f"{stage}_"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        self.val_acc_best(self.acc["val_"].compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+    def val_accuracy(self) -> torch.Tensor:
+        return self.acc["val_"].compute()

@@ -7,15 +7,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.errors import ConfigError
 from brainlab.nets.snn import positive_int
-from brainlab.phases.base import Phase, as_container
+from brainlab.phases.base import BestValAccuracyPhase, as_container
 
 
-class VisionSNN(Phase):
+class VisionSNN(BestValAccuracyPhase):
     """Cross-entropy on the time-averaged readout of `net(images) -> (batch, time, classes)`.
 
     Logs `<stage>/loss`, `<stage>/acc` (top-1), `<stage>/acc_top5` (when there are more than 5 classes) and
@@ -40,7 +40,6 @@ class VisionSNN(Phase):
         self.metrics = torch.nn.ModuleDict({f"{s}_": MetricCollection(metrics, prefix=f"{s}/").clone()
                                             for s in stages})
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in stages})
-        self.val_acc_best = MaxMetric()
 
     def step(self, batch: Any, stage: str) -> torch.Tensor:
         images, targets = batch
@@ -54,11 +53,5 @@ class VisionSNN(Phase):
         self.log_dict(self.metrics[f"{stage}_"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
-    def on_train_start(self) -> None:
-        self.val_acc_best.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking:
-            return
-        self.val_acc_best(self.metrics["val_"]["acc"].compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+    def val_accuracy(self) -> torch.Tensor:
+        return self.metrics["val_"]["acc"].compute()
