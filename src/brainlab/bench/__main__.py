@@ -1,4 +1,6 @@
-"""`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark (`loading`/`caching`, `backends`, `spikes`).
+"""`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark.
+
+Benches: `loading` (= `caching`), `backends`, `spikes` (FastSNN spike counts), `htm` (HTM rows/s).
 
 Each bench takes Hydra overrides of its `conf/bench/<name>.yaml` (`loading`: `samples=2048 backends=[fused]`);
 `--help` prints a bench's keys.
@@ -16,8 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts"}
-DEFAULT_OUT = {"caching": "outputs/bench/caching", "backends": "outputs/bench", "spike_counts": "outputs/bench"}
+BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts", "htm": "htm"}
+DEFAULT_OUT = {
+    "caching": "outputs/bench/caching", "backends": "outputs/bench", "spike_counts": "outputs/bench",
+    "htm": "outputs/bench/htm",
+}
 
 
 def out_dir(module: str, argv: list[str]) -> Path:
