@@ -103,10 +103,13 @@ def finish(trainer: pl.Trainer, metrics: dict[str, float], output_dir: Path) -> 
 
 
 def close_loggers() -> None:
-    """Finish the W&B run (if any), so multirun jobs never merge into one W&B run."""
+    """Finish the W&B run (if any), so multirun jobs never merge into one W&B run, and shut
+    W&B's service down: only then is the run's `.wandb` file complete on disk (finish alone
+    can return before the service has flushed it)."""
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+        wandb.teardown()
 
 
 def in_multirun() -> bool:

@@ -10,7 +10,6 @@ import nir
 import pytest
 import sinabs
 import torch
-import wandb
 from conftest import TINY, compose_cfg
 from PIL import Image
 from torch import nn
@@ -19,7 +18,7 @@ from brainlab.errors import ConfigError
 from brainlab.export import export_nir, load_phase, main
 from brainlab.metrics.neuromorphic import connection_sparsity, count_costs, footprint_bytes
 from brainlab.snn.sinabs_backend import neuron
-from brainlab.train import run
+from brainlab.train import close_loggers, run
 
 
 def hand_net() -> nn.Sequential:
@@ -73,7 +72,7 @@ def trained_run(tmp_path_factory) -> Path:
     cfg = compose_cfg(out, [*TINY, "logger=wandb", "trainer.limit_train_batches=3", "trainer.max_epochs=2"])
     os.environ["WANDB_SILENT"] = "true"
     run(cfg)
-    wandb.finish()
+    close_loggers()  # as train.py's main does: W&B's files are complete afterwards
     return out
 
 

@@ -10,7 +10,7 @@ from conftest import CONF, TINY, compose_cfg
 
 from brainlab.errors import ConfigError
 from brainlab.eval import evaluate
-from brainlab.train import run
+from brainlab.train import close_loggers, run
 
 DETERMINISTIC = ["trainer.deterministic=true", "trainer.limit_train_batches=3", "trainer.log_every_n_steps=1"]
 
@@ -85,9 +85,7 @@ def test_many_loggers_write_their_files(make_cfg, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = make_cfg("logger=many", "logger.wandb.id=resume01", "trainer.limit_train_batches=2")
     run(cfg)
-    import wandb
-
-    wandb.finish()
+    close_loggers()
     out = Path(cfg.paths.output_dir)
     assert (out / "csv" / "metrics.csv").is_file()
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))

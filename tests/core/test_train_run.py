@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from brainlab.errors import ConfigError
-from brainlab.train import main, run
+from brainlab.train import close_loggers, main, run
 
 
 def test_default_run_learns(make_cfg) -> None:
@@ -53,9 +53,7 @@ def test_wandb_offline_writes_its_run(make_cfg, monkeypatch) -> None:
     monkeypatch.setenv("WANDB_SILENT", "true")
     cfg = make_cfg("logger=wandb", "trainer.limit_train_batches=2")
     run(cfg)
-    import wandb
-
-    wandb.finish()
+    close_loggers()  # what train.py's main does after every run
     runs = list((Path(cfg.paths.output_dir) / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     data = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
