@@ -138,8 +138,19 @@ def test_fused_backend_exports_to_the_same_spikes(tmp_path: Path) -> None:
     torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_fastsnn_layers_have_no_nir_equivalent(tmp_path: Path) -> None:
+def test_fastsnn_export_cli_points_to_read_nir(tmp_path: Path, capsys) -> None:
+    from brainlab.export import read_nir
+
     cfg = compose_cfg(tmp_path / "fast", [*TINY, "backend=fastsnn", "trainer.limit_train_batches=1", "test=false"])
     run(cfg)
-    with pytest.raises(ConfigError, match="no NIR equivalent"):
-        export_nir(tmp_path / "fast" / "checkpoints" / "last.ckpt")
+    ckpt = tmp_path / "fast" / "checkpoints" / "last.ckpt"
+    assert main([f"ckpt_path={ckpt}", f"output={tmp_path / 'fast.nir'}"]) == 0
+    out = capsys.readouterr().out
+    assert "brainlab.export.read_nir" in out and "plain sinabs.from_nir ignores" in out
+    phase, shape, steps = load_phase(ckpt)
+    x = (torch.rand(2, steps, *shape) < 0.2).float()
+    phase.reset_states()
+    expected = phase(x)
+    got = read_nir(tmp_path / "fast.nir", batch_size=2)(x.flatten(start_dim=2).reshape(2 * steps, -1))
+    got = got[0] if isinstance(got, tuple) else got
+    torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)

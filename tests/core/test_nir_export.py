@@ -1,7 +1,9 @@
-"""NIR export of every backend's plain IAF/LIF layers: exact round trips through sinabs's own NIR import."""
+"""NIR export of every backend's IAF/LIF layers: exact round trips through sinabs's own NIR import (and through
+`read_nir`, which restores the reset / spike function / membrane floor kept in the node metadata)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nir
@@ -13,10 +15,23 @@ from conftest import TINY, compose_cfg
 from torch import nn
 
 from brainlab.errors import ConfigError
-from brainlab.export import export_nir, fold_input_scaling, load_phase, to_sinabs
+from brainlab.export import (
+    SilenceAfterSpike,
+    export_nir,
+    fold_input_scaling,
+    load_phase,
+    nir_graph,
+    plain_import_differences,
+    read_nir,
+    to_sinabs,
+)
 from brainlab.snn.exodus_backend import ExodusNeuron
+from brainlab.snn.fastsnn import FastSNNNeuron, LeakyReadout
 from brainlab.snn.fused import neuron as fused_neuron
 from brainlab.train import run
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from fixtures_events import make_shd  # noqa: E402
 
 LIF = ["model.net.neuron.kind=lif", "++model.net.neuron.tau_mem=4.0"]
 
@@ -86,7 +101,7 @@ def test_exodus_style_layers_convert_to_plain_sinabs_layers() -> None:
 
 def test_layers_without_a_nir_equivalent_are_refused_by_name() -> None:
     net = nn.Sequential(nn.Linear(4, 3), sl.LIFRecurrent(tau_mem=5.0, rec_connect=nn.Linear(3, 3)))
-    with pytest.raises(ConfigError, match="no NIR equivalent"):
+    with pytest.raises(ConfigError, match="no NIR equivalent.*ALIF or recurrent"):
         to_sinabs(net)
     kinds = (dict(kind="lif", tau_mem=5.0, recurrent=True, features=3), dict(kind="alif", tau_mem=5.0, tau_adapt=20.0))
     for neuron in kinds:
@@ -110,3 +125,103 @@ def test_real_exodus_layers_export_to_the_same_spikes(tmp_path: Path) -> None:
     got = imported(x.cpu().flatten(start_dim=2).reshape(2 * steps, -1))
     got = got[0] if isinstance(got, tuple) else got
     torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["iaf", "lif"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fastsnn_layer_converts_to_a_sinabs_layer_with_the_same_spikes(kind: str, dtype: torch.dtype) -> None:
+    torch.manual_seed(4)
+    for tau, dt, threshold in [(10.0, 1.0, 1.0), (3.0, 2.0, 0.5), (50.0, 1.0, 2.0)]:
+        layer = FastSNNNeuron(kind=kind, tau_mem=tau, dt=dt, spike_threshold=threshold)
+        converted = to_sinabs(nn.Sequential(layer))[0].to(dtype)
+        assert type(converted) is (sl.IAF if kind == "iaf" else sl.LIF) and isinstance(converted.reset_fn,
+                                                                                     SilenceAfterSpike)
+        if kind == "lif":
+            assert float(converted.alpha_mem_calculated.detach()) == pytest.approx(layer.beta, rel=1e-6)
+        for steps in (1, 9, 150):  # 150 > 2 x fastsnn's block: its blocked filter
+            x = torch.randn(3, steps, 11, dtype=dtype) * 0.6 + 0.1
+            layer.reset_states()
+            converted.reset_states()
+            expected = layer(x)
+            assert torch.equal(converted(x), expected)
+            assert torch.equal(converted(x), layer(x)), "state carries over calls the same way"
+        assert 0 < expected.sum() and (expected.sum(dim=1) <= 1).all()
+
+
+def test_leaky_readout_converts_to_exp_leak() -> None:
+    readout = LeakyReadout(tau=20.0, dt=2.0)
+    converted = to_sinabs(nn.Sequential(readout))[0]
+    assert type(converted) is sl.ExpLeak and not converted.norm_input
+    x = torch.randn(2, 30, 5)
+    torch.testing.assert_close(converted(x), readout(x), rtol=1e-5, atol=1e-5)
+
+
+def hidden_spikes(phase: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the phase's output, the spikes of its first spiking layer) on `x`."""
+    seen = []
+    layer = next(m for m in phase.modules() if isinstance(m, FastSNNNeuron))
+    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    phase.reset_states()
+    out = phase(x)
+    handle.remove()
+    return out, seen[0]
+
+
+def test_trained_shd_fastsnn_run_reads_back_with_the_same_outputs(tmp_path: Path) -> None:
+    """experiment=shd_fastsnn (single-spike LIF, dt 20, leaky readout) on a generated SHD fixture."""
+    root = make_shd(tmp_path / "shd", train=4, test=2, events=600)
+    cfg = compose_cfg(tmp_path / "run", [
+        "experiment=shd_fastsnn", f"data.root={root}", "data.num_classes=4", "data.batch_size=8",
+        "data.val_fraction=0.25", "data.transform.transforms.1.time_window=100000", "data.n_time_bins=10",
+        "model.net.neuron.dt=20.0", "model.net.hidden_dim=32", "model.net.neuron.spike_threshold=0.3",
+        "trainer.max_epochs=1", "trainer.limit_train_batches=1", "test=false", "callbacks.progress_bar=null",
+        "trainer.enable_model_summary=false", f"paths.data_dir={tmp_path}",
+    ])
+    run(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    path = export_nir(ckpt)
+    graph = nir.read(str(path))
+    kinds = {name: type(node).__name__ for name, node in graph.nodes.items()}
+    assert sorted(kinds.values()) == ["Affine", "Affine", "Input", "LI", "LIF", "Output"]
+    hidden = next(node for node in graph.nodes.values() if isinstance(node, nir.LIF))
+    assert hidden.metadata["reset"] == "first_spike_only" and hidden.metadata["reset_value"] == "-inf"
+    assert float(hidden.tau[0]) == pytest.approx(10.0 / 20.0, rel=1e-5), "tau in steps: tau_mem / dt"
+
+    phase, shape, steps = load_phase(ckpt)
+    torch.manual_seed(0)
+    x = (torch.rand(3, steps, *shape) < 0.2).float()
+    expected, spikes = hidden_spikes(phase, x)
+    assert spikes.sum() > 0 and (spikes.sum(dim=1) <= 1).all(), "single spikes happen in the trained net"
+    imported = read_nir(path, batch_size=3)
+    got = imported(x.flatten(start_dim=2).reshape(3 * steps, -1))
+    got = got[0] if isinstance(got, tuple) else got
+    torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
+    assert [kinds[name] for name in plain_import_differences(path)] == ["LIF"], "plain sinabs misreads the LIF"
+    plain = sinabs.from_nir(graph, batch_size=3)(x.flatten(start_dim=2).reshape(3 * steps, -1))
+    plain = plain[0] if isinstance(plain, tuple) else plain
+    assert not torch.allclose(plain.reshape(expected.shape), expected, atol=1e-3), "its neurons fire again"
+
+
+def test_iaf_membrane_below_minus_threshold_reads_back_exactly_with_read_nir(tmp_path: Path) -> None:
+    """sinabs's NIR import floors every IF membrane at -threshold; read_nir restores the exported floor (none)."""
+    linear = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        linear.weight.fill_(1.0)
+    net = nn.Sequential(linear, sl.IAF(spike_threshold=torch.tensor(1.0), min_v_mem=None))
+    x = torch.tensor([-3.0, 1.5, 1.5, 1.5, 1.5, 0.0]).reshape(1, 6, 1)
+    # no floor (multi-spike, subtract): V = -3, -1.5, 0, 1.5 (1 spike -> 0.5), 2 (2 spikes -> 0), 0
+    expected = net(x)
+    assert expected.flatten().tolist() == [0, 0, 0, 1, 2, 0]
+    path = tmp_path / "iaf.nir"
+    nir.write(str(path), nir_graph(net, features=1, steps=6))
+    node = next(n for n in nir.read(str(path)).nodes.values() if isinstance(n, nir.IF))
+    assert node.metadata["min_v_mem"] == "none", "the metadata survives nir.write / nir.read"
+
+    exact = read_nir(path, batch_size=1)(x.reshape(6, 1))
+    plain = sinabs.from_nir(nir.read(str(path)), batch_size=1)(x.reshape(6, 1))
+    exact, plain = (out[0] if isinstance(out, tuple) else out for out in (exact, plain))
+    assert torch.equal(exact.reshape(expected.shape), expected)
+    # floored at -1: V = -1, 0.5, 2 (2 spikes -> 0), 1.5 (1 spike -> 0.5), 2 (2 spikes -> 0), 0
+    assert plain.flatten().tolist() == [0, 0, 2, 1, 2, 0], "plain sinabs.from_nir clips the membrane"
+    assert plain_import_differences(path) == [next(iter(n for n, m in nir.read(str(path)).nodes.items()
+                                                        if isinstance(m, nir.IF)))]
