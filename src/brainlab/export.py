@@ -53,10 +53,13 @@ class SilenceAfterSpike:
     """sinabs reset for single-spike neurons: a neuron that spiked is set to `reset_value` (-inf) for good.
 
     With `V_t = alpha V_(t-1) + I_t` and `alpha` in (0, 1], `-inf` stays `-inf` for every finite input and
-    never reaches a threshold, so the layer is exactly the fastsnn neuron (first crossing only, no reset
-    before it). A layer using it must have `min_v_mem=None` (a floor would lift the neuron back). Not for
-    training: gradients through an infinite membrane are not finite. (sinabs's own `MembraneReset` adds its
-    `reset_value` to every neuron at every step, so it only works for a value of zero.)
+    never reaches a threshold (`-inf - thr >= 0` is false), so the layer gives exactly the fastsnn neuron's
+    spikes (first crossing only, no reset before it) for all finite inputs. Where `alpha` is 0 (tau below
+    about 0.0115 steps in float32) the silenced membrane reads NaN (`0 * -inf`) instead of -inf; NaN never
+    crosses a threshold either, so the spikes are still the same. A layer using it must have `min_v_mem=None`
+    (a floor would lift the neuron back). Not for training: gradients through an infinite membrane are not
+    finite. (sinabs 3.1's own `MembraneReset` adds its `reset_value` to every neuron at every step, so it is
+    only right for a value of zero.)
     """
 
     reset_value: float = SILENT
@@ -127,13 +130,19 @@ def single_spike_layer(layer: FastSNNNeuron) -> sinabs.layers.LIF:
     )
     if layer.beta == 1.0:
         return sinabs.layers.IAF(**common)
-    return sinabs.layers.LIF(tau_mem=torch.tensor(-1.0 / math.log(layer.beta)), norm_input=False, **common)
+    return sinabs.layers.LIF(tau_mem=steps_tau(layer.beta), norm_input=False, **common)
+
+
+def steps_tau(beta: float) -> torch.Tensor:
+    """The time constant in steps whose sinabs decay `exp(-1 / tau)` is `beta` (1e-3 when `beta` underflowed
+    to 0: the decay is 0 in float64 too)."""
+    return torch.tensor(-1.0 / math.log(beta) if beta > 0 else 1e-3)
 
 
 def sinabs_readout(readout: LeakyReadout) -> sinabs.layers.ExpLeak:
     """fastsnn's leaky readout `V_t = beta V_(t-1) + I_t` as sinabs's `ExpLeak(norm_input=False)` (what
     sinabs's NIR import builds from a `nir.LI` node with `r = 1`)."""
-    return sinabs.layers.ExpLeak(tau_mem=torch.tensor(-1.0 / math.log(readout.beta)), norm_input=False)
+    return sinabs.layers.ExpLeak(tau_mem=steps_tau(readout.beta), norm_input=False)
 
 
 def plain_copy(layer: sinabs.layers.LIF) -> sinabs.layers.LIF:

@@ -149,8 +149,12 @@ def test_fastsnn_export_cli_points_to_read_nir(tmp_path: Path, capsys) -> None:
     assert "brainlab.export.read_nir" in out and "plain sinabs.from_nir ignores" in out
     phase, shape, steps = load_phase(ckpt)
     x = (torch.rand(2, steps, *shape) < 0.2).float()
+    spikes: list[torch.Tensor] = []
+    for layer in phase.net.layers[1::2]:  # Linear, single-spike layer, Linear, single-spike layer, Linear
+        layer.register_forward_hook(lambda _m, _i, out: spikes.append(out))
     phase.reset_states()
     expected = phase(x)
+    assert spikes[0].sum() > 0 and max(s.sum(dim=1).max() for s in spikes) == 1, "single spikes happen"
     got = read_nir(tmp_path / "fast.nir", batch_size=2)(x.flatten(start_dim=2).reshape(2 * steps, -1))
     got = got[0] if isinstance(got, tuple) else got
     torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)

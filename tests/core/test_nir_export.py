@@ -14,7 +14,7 @@ import torch
 from conftest import TINY, compose_cfg
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.errors import ConfigError, DataError
 from brainlab.export import (
     SilenceAfterSpike,
     export_nir,
@@ -26,6 +26,7 @@ from brainlab.export import (
     to_sinabs,
 )
 from brainlab.snn.exodus_backend import ExodusNeuron
+from brainlab.snn.factory import is_spiking
 from brainlab.snn.fastsnn import FastSNNNeuron, LeakyReadout
 from brainlab.snn.fused import neuron as fused_neuron
 from brainlab.train import run
@@ -33,20 +34,34 @@ from brainlab.train import run
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from fixtures_events import make_shd  # noqa: E402
 
-LIF = ["model.net.neuron.kind=lif", "++model.net.neuron.tau_mem=4.0"]
+LIF = ["model.net.neuron.kind=lif", "++model.net.neuron.tau_mem=4.0", "model.net.neuron.spike_threshold=0.1"]
 
 
-def round_trip(ckpt: Path, batch: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the trained net's output, the output of its NIR file read back by sinabs) on the same random spikes."""
-    imported = sinabs.from_nir(nir.read(str(export_nir(ckpt))), batch_size=batch)
+def round_trip(ckpt: Path, batch: int = 3, exact: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the trained net's output, the output of its NIR file read back by sinabs, or by `read_nir` if `exact`)
+    on the same random spikes."""
+    path = export_nir(ckpt, ckpt.with_suffix(".exact.nir" if exact else ".nir"))
+    imported = read_nir(path, batch_size=batch) if exact else sinabs.from_nir(nir.read(str(path)), batch_size=batch)
     phase, shape, steps = load_phase(ckpt)
     torch.manual_seed(0)
     x = (torch.rand(batch, steps, *shape) < 0.2).float()
-    phase.reset_states()
-    expected = phase(x)
+    expected, spikes = hidden_spikes(phase, x)
+    assert all(s.sum() > 0 for s in spikes), "every spiking layer spikes: the comparison tests the neurons"
     got = imported(x.flatten(start_dim=2).reshape(batch * steps, -1))
     got = got[0] if isinstance(got, tuple) else got
     return expected, got.reshape(expected.shape)
+
+
+def hidden_spikes(phase: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(the phase's output on `x`, the spikes of each of its spiking layers)."""
+    seen: list[torch.Tensor] = []
+    layers = [m for m in phase.modules() if is_spiking(m)]
+    handles = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in layers]
+    phase.reset_states()
+    out = phase(x)
+    for handle in handles:
+        handle.remove()
+    return out, seen
 
 
 @pytest.mark.parametrize("backend", ["sinabs", "fused"])
@@ -57,6 +72,23 @@ def test_trained_lif_net_reads_back_with_the_same_spikes(tmp_path: Path, backend
     expected, got = round_trip(tmp_path / backend / "checkpoints" / "last.ckpt")
     assert expected.abs().sum() > 0
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(round_trip(tmp_path / backend / "checkpoints" / "last.ckpt", exact=True)[1], expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_single_spike_zero_reset_lif_reads_back_exactly_only_with_read_nir(tmp_path: Path) -> None:
+    """sinabs's LIF import is multi-spike with a subtract reset; read_nir restores single-spike / zero reset."""
+    overrides = [*TINY, *LIF, "++model.net.neuron.spike_fn=single",
+                 "++model.net.neuron.reset=zero", "trainer.limit_train_batches=2", "test=false"]
+    run(compose_cfg(tmp_path / "zero", overrides))
+    ckpt = tmp_path / "zero" / "checkpoints" / "last.ckpt"
+    expected, got = round_trip(ckpt, exact=True)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(round_trip(ckpt)[1], expected, atol=1e-3), "plain sinabs.from_nir reads other neurons"
+    graph = nir.read(str(ckpt.with_suffix(".exact.nir")))
+    lif = [name for name, node in graph.nodes.items() if isinstance(node, nir.LIF)]
+    assert {graph.nodes[name].metadata["reset"] for name in lif} == {"MembraneReset"}
+    assert plain_import_differences(ckpt.with_suffix(".exact.nir")) == lif
 
 
 def test_folding_keeps_the_spikes_and_writes_the_input_resistance() -> None:
@@ -156,17 +188,6 @@ def test_leaky_readout_converts_to_exp_leak() -> None:
     torch.testing.assert_close(converted(x), readout(x), rtol=1e-5, atol=1e-5)
 
 
-def hidden_spikes(phase: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the phase's output, the spikes of its first spiking layer) on `x`."""
-    seen = []
-    layer = next(m for m in phase.modules() if isinstance(m, FastSNNNeuron))
-    handle = layer.register_forward_hook(lambda _m, _i, out: seen.append(out))
-    phase.reset_states()
-    out = phase(x)
-    handle.remove()
-    return out, seen[0]
-
-
 def test_trained_shd_fastsnn_run_reads_back_with_the_same_outputs(tmp_path: Path) -> None:
     """experiment=shd_fastsnn (single-spike LIF, dt 20, leaky readout) on a generated SHD fixture."""
     root = make_shd(tmp_path / "shd", train=4, test=2, events=600)
@@ -190,7 +211,7 @@ def test_trained_shd_fastsnn_run_reads_back_with_the_same_outputs(tmp_path: Path
     phase, shape, steps = load_phase(ckpt)
     torch.manual_seed(0)
     x = (torch.rand(3, steps, *shape) < 0.2).float()
-    expected, spikes = hidden_spikes(phase, x)
+    expected, (spikes,) = hidden_spikes(phase, x)
     assert spikes.sum() > 0 and (spikes.sum(dim=1) <= 1).all(), "single spikes happen in the trained net"
     imported = read_nir(path, batch_size=3)
     got = imported(x.flatten(start_dim=2).reshape(3 * steps, -1))
@@ -225,3 +246,13 @@ def test_iaf_membrane_below_minus_threshold_reads_back_exactly_with_read_nir(tmp
     assert plain.flatten().tolist() == [0, 0, 2, 1, 2, 0], "plain sinabs.from_nir clips the membrane"
     assert plain_import_differences(path) == [next(iter(n for n, m in nir.read(str(path)).nodes.items()
                                                         if isinstance(m, nir.IF)))]
+
+
+def test_unknown_reset_in_the_metadata_is_refused_by_node(tmp_path: Path) -> None:
+    net = nn.Sequential(nn.Linear(2, 2), sl.IAF())
+    graph = nir_graph(net, features=2)
+    name = next(n for n, node in graph.nodes.items() if isinstance(node, nir.IF))
+    graph.nodes[name].metadata["reset"] = "bounce"
+    nir.write(str(tmp_path / "bad.nir"), graph)
+    with pytest.raises(DataError, match=f"NIR node '{name}': unknown reset 'bounce'"):
+        read_nir(tmp_path / "bad.nir", batch_size=1)
