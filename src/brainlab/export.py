@@ -193,8 +193,9 @@ def neuron_node(module: nn.Module) -> nir.NIRNode:
     """NIR node of one sinabs module; LIF nodes carry their true input resistance and a synaptic current.
 
     Neuron nodes carry `neuron_metadata`; a leaky readout (`ExpLeak`) is a `nir.LI` with `r = 1`, the only
-    value sinabs's import accepts (NIR's own reading, `r = 1 / (1 - alpha)`, differs by a constant positive
-    factor per unit, which leaves a readout's time-summed argmax unchanged; the metadata says which it is).
+    value sinabs's import accepts. A reader that follows NIR's continuous-time equation scales that readout by
+    `1 - alpha` (the same factor for every unit when the readout has one tau, as fastsnn's has), which leaves
+    its time-summed argmax unchanged; the node's metadata states the discrete equation.
     """
     if type(module) is sinabs.layers.ExpLeak:
         tau = array(module.tau_mem_calculated)
