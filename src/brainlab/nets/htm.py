@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from brainlab.errors import ConfigError
+from brainlab.nets.backtracking_tm import BacktrackingTemporalMemory
 
 
 @functools.lru_cache(maxsize=8)
@@ -683,6 +684,11 @@ def spatial_anomaly(values: np.ndarray, tolerance: float = 0.05) -> np.ndarray:
     return out
 
 
+# model.net.tm.algorithm: bami = Numenta's TemporalMemory (NAB's numentaTM detector); backtracking = NuPIC's
+# older BacktrackingTM (NAB's numenta detector)
+TM_ALGORITHMS = {"bami": TemporalMemory, "backtracking": BacktrackingTemporalMemory}
+
+
 class HTM(nn.Module):
     """Encoder -> spatial pooler -> temporal memory over B independent streams run in lockstep.
 
@@ -713,7 +719,7 @@ class HTM(nn.Module):
         self.encoder = Encoder(**self.encoder_cfg)
         self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)
         self.sp: SpatialPooler | None = None
-        self.tm: TemporalMemory | None = None
+        self.tm: TemporalMemory | BacktrackingTemporalMemory | None = None
         self.resolution = np.ones(1)
         self.offset = np.zeros(1)
 
@@ -723,7 +729,11 @@ class HTM(nn.Module):
         first = np.atleast_1d(np.asarray(first_value, float))
         dev = self._device_anchor.device
         self.sp = SpatialPooler(self.encoder.width, self.columns, batch=len(lo), device=dev, **self.sp_cfg)
-        self.tm = TemporalMemory(self.columns, self.cells_per_column, batch=len(lo), device=dev, **self.tm_cfg)
+        tm_cfg = dict(self.tm_cfg)
+        algorithm = tm_cfg.pop("algorithm", "bami")
+        if algorithm not in TM_ALGORITHMS:
+            raise ConfigError(f"model.net.tm.algorithm={algorithm!r} is not one of {sorted(TM_ALGORITHMS)}")
+        self.tm = TM_ALGORITHMS[algorithm](self.columns, self.cells_per_column, batch=len(lo), device=dev, **tm_cfg)
         self.resolution = np.array([self.encoder.resolution(a, b) for a, b in zip(lo, hi, strict=True)])
         self.offset = first
 
