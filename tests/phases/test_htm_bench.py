@@ -16,3 +16,12 @@ def test_htm_bench_writes_json_and_png(tmp_path: Path, capsys) -> None:  # noqa:
     assert all(r["rows_per_s"] > 0 and r["segments"] > 0 for r in result["results"])
     assert (out / "htm.png").stat().st_size > 0
     assert "| 128x4 | 3 | 30 |" in capsys.readouterr().out
+
+
+def test_htm_bench_times_the_backtracking_tm(tmp_path: Path) -> None:
+    out = tmp_path / "bench_bt"
+    args = ["--tm", "backtracking", "--sizes", "128x4", "--streams", "2", "--rows", "30", "--out", str(out)]
+    result = bench.main(args)
+    data = json.loads((out / "htm.json").read_text())
+    assert data["meta"]["tm"] == "backtracking" and result["results"][0]["tm"] == "backtracking"
+    assert result["results"][0]["segments"] > 0

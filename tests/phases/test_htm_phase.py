@@ -134,7 +134,7 @@ def test_nab_htm_experiment_end_to_end(tmp_path: Path, corpus: Path, make_cfg: C
     board = (results / "scoreboard.md").read_text()
     assert "| htm | standard |" in board and "SUBSET / FIXTURE" in board
     rows = {r["id"]: r for r in json.loads((out / "targets.json").read_text())}
-    assert rows["nab"]["status"] == "not measured" and rows["nab"]["achieved"] == pytest.approx(
+    assert rows["phase3_htm"]["status"] == "not measured" and rows["phase3_htm"]["achieved"] == pytest.approx(
         metrics["test/nab_standard"]
     )
     # the written results are NAB's layout: the standalone scorer gives the same numbers

@@ -1,6 +1,7 @@
 """HTM streaming speed: rows/s of the batched HTM (`brainlab.nets.htm.HTM`) per layer size and lockstep width.
 
-`python -m brainlab.bench.htm [--sizes 2048x32 16384x64] [--streams 1 16 58] [--rows 500] [--corpus NAB_ROOT]`
+`python -m brainlab.bench.htm [--tm bami|backtracking] [--sizes 2048x32 16384x64] [--streams 1 16 58] [--rows 500]
+[--corpus NAB_ROOT]`
 streams the first `--rows` rows of the `--streams` longest NAB files (or generated sine-plus-noise streams
 when no corpus is given) through fresh detectors with Numenta's NAB settings (conf/model/htm.yaml) and prints
 a table of rows/s (all streams' rows / wall time of the HTM, learning on). Writes `htm.json` and `htm.png`
@@ -26,10 +27,14 @@ from brainlab.nets.htm import HTM
 CONFIG = Path(__file__).resolve().parents[3] / "conf" / "model" / "htm.yaml"
 
 
-def net_config(columns: int, cells: int) -> dict[str, Any]:
+def net_config(columns: int, cells: int, tm: str = "bami") -> dict[str, Any]:
+    """conf/model/htm.yaml's net (tm="backtracking": with conf/model/htm_backtracking.yaml's TM on top)."""
     cfg = yaml.safe_load(CONFIG.read_text())["net"] if CONFIG.is_file() else {}
     cfg.pop("_target_", None)
     cfg.update(columns=columns, cells_per_column=cells)
+    if tm != "bami":
+        extra = yaml.safe_load(CONFIG.with_name(f"htm_{tm}.yaml").read_text())["net"]["tm"]
+        cfg["tm"] = {**cfg.get("tm", {}), **extra}
     return cfg
 
 
@@ -53,8 +58,10 @@ def streams(n: int, rows: int, corpus: Path | None) -> tuple[np.ndarray, np.ndar
     return values, stamps, "generated sine + noise"
 
 
-def measure(columns: int, cells: int, values: np.ndarray, stamps: np.ndarray, device: str) -> dict[str, float]:
-    net = HTM(**net_config(columns, cells)).to(device)
+def measure(
+    columns: int, cells: int, values: np.ndarray, stamps: np.ndarray, device: str, tm: str = "bami"
+) -> dict[str, float]:
+    net = HTM(**net_config(columns, cells, tm)).to(device)
     _ = net.encoder.table
     net.reset(values.min(1), values.max(1), values[:, 0])
     t0 = time.perf_counter()
@@ -62,6 +69,7 @@ def measure(columns: int, cells: int, values: np.ndarray, stamps: np.ndarray, de
     seconds = time.perf_counter() - t0
     n, rows = values.shape
     return {
+        "tm": tm,
         "columns": columns,
         "cells": cells,
         "streams": n,
@@ -95,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--streams", nargs="+", type=int, default=[1, 16, 58])
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--corpus", type=Path, default=None, help="a NAB checkout (default: generated streams)")
+    parser.add_argument("--tm", default="bami", choices=["bami", "backtracking"], help="temporal memory algorithm")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/htm"))
@@ -106,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         columns, cells = (int(x) for x in size.lower().split("x"))
         for n in args.streams:
             values, stamps, source = streams(n, args.rows, args.corpus)
-            r = measure(columns, cells, values, stamps, args.device)
+            r = measure(columns, cells, values, stamps, args.device, args.tm)
             results.append(r)
             print(
                 f"| {size} | {n} | {args.rows} | {r['seconds']:.1f} | {r['rows_per_s']:.0f} | {r['segments']} |",
@@ -115,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
         "source": source,
+        "tm": args.tm,
         "device": args.device,
         "threads": args.threads,
         "machine": platform.processor() or platform.machine(),
