@@ -4,14 +4,20 @@ break, backtracking inference, potential-synapse column predictions, lockstep ba
 from __future__ import annotations
 
 import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from brainlab.data.nab import write_corpus
 from brainlab.errors import ConfigError
 from brainlab.nets.backtracking_tm import BacktrackingTemporalMemory, _Stream
 from brainlab.nets.htm import HTM
+from brainlab.train import run
 
 SMALL = {
     "columns": 256,
@@ -150,3 +156,35 @@ def test_bad_settings_are_refused(tm: dict, message: str) -> None:
     net = HTM(columns=64, cells_per_column=4, tm=tm, sp={"active_columns": 4})
     with pytest.raises(ConfigError, match=message):
         net.reset(0.0, 1.0, 0.0)
+
+
+def test_nab_htm_with_the_backtracking_tm_end_to_end(tmp_path: Path, make_cfg: Callable[..., Any]) -> None:
+    n = 300
+    t = np.datetime64("2015-01-01T00:00:00") + np.arange(n) * np.timedelta64(300, "s")
+    a = np.tile(np.array([0.0, 4, 8, 2, 6]), n // 5)
+    a[250:255] = 50.0
+    corpus = write_corpus(tmp_path / "nab", {"realA/a.csv": (t, a)}, windows={"realA/a.csv": [(240, 270)]})
+    out = tmp_path / "run"
+    cfg = make_cfg(
+        "experiment=nab_htm",
+        "model=htm_backtracking",
+        f"data.root={corpus}",
+        "data.rows_per_step=100",
+        "model.net.columns=256",
+        "model.net.cells_per_column=8",
+        "model.net.sp.active_columns=10",
+        "model.net.tm.activation_threshold=5",
+        "model.net.tm.min_threshold=4",
+        "model.net.tm.new_synapse_count=8",
+        "model.net.tm.max_synapses_per_segment=16",
+        "callbacks.progress_bar=null",
+        "trainer.enable_model_summary=false",
+        tiny=False,
+    )
+    metrics = run(cfg)
+    assert np.isfinite(metrics["test/nab_standard"])
+    written = np.loadtxt(out / "nab_results" / "htm" / "realA" / "htm_a.csv", delimiter=",", skiprows=1,
+                         usecols=(1, 2))
+    assert written.shape == (n, 2) and np.allclose(written[:, 0], a)
+    rows = {r["id"]: r for r in json.loads((out / "targets.json").read_text())}
+    assert rows["phase3_htm"]["status"] == "not measured"  # a fixture corpus, not NAB

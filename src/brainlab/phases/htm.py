@@ -121,7 +121,7 @@ class HTMPhase(Phase):
         with tmp.open("w") as fh:
             fh.write("timestamp,value,anomaly_score,raw_score,label\n")
             for row in zip(stamps, stream.values, score, raw, label, strict=True):
-                fh.write(f"{row[0]},{row[1]!r},{row[2]:.9g},{row[3]:.6g},{row[4]}\n")
+                fh.write(f"{row[0]},{float(row[1])!r},{row[2]:.9g},{row[3]:.6g},{row[4]}\n")
         os.replace(tmp, path)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> None:
