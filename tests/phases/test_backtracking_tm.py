@@ -166,8 +166,7 @@ def test_nab_htm_with_the_backtracking_tm_end_to_end(tmp_path: Path, make_cfg: C
     corpus = write_corpus(tmp_path / "nab", {"realA/a.csv": (t, a)}, windows={"realA/a.csv": [(240, 270)]})
     out = tmp_path / "run"
     cfg = make_cfg(
-        "experiment=nab_htm",
-        "model=htm_backtracking",
+        "experiment=nab_htm",  # its default model: htm_backtracking
         f"data.root={corpus}",
         "data.rows_per_step=100",
         "model.net.columns=256",

@@ -115,6 +115,7 @@ def test_nab_htm_experiment_end_to_end(tmp_path: Path, corpus: Path, make_cfg: C
     out = tmp_path / "run"
     cfg = make_cfg(
         "experiment=nab_htm",
+        "model=htm",  # the BAMI temporal memory (the experiment's default TM is tested in test_backtracking_tm.py)
         f"data.root={corpus}",
         "data.rows_per_step=150",
         "model.net.columns=256",
