@@ -187,3 +187,10 @@ def test_nab_htm_with_the_backtracking_tm_end_to_end(tmp_path: Path, make_cfg: C
     assert written.shape == (n, 2) and np.allclose(written[:, 0], a)
     rows = {r["id"]: r for r in json.loads((out / "targets.json").read_text())}
     assert rows["phase3_htm"]["status"] == "not measured"  # a fixture corpus, not NAB
+
+
+def test_production_shape_is_instantiable() -> None:
+    net = HTM(columns=16384, cells_per_column=64, tm={"algorithm": "backtracking"})
+    net.reset(0.0, 1.0, 0.0)
+    raw = net(*stream([0.0, 0.5, 1.0]))
+    assert net.tm.streams[0].N == 16384 * 64 and raw[0] == 1.0 and net.tm.n_segments > 0
