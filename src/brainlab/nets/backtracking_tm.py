@@ -164,7 +164,7 @@ class _Stream:
         self.free_segs: list[int] = []
         self.n_segs_used = 0
         self.uid_counter = 0
-        self.lrn_iter = self.iter = 0
+        self.lrn_iter = 0
         self.avg_density: float | None = None
         self.pam = p["pam_length"]
         self.learned_len = 0
@@ -384,7 +384,6 @@ class _Stream:
         n = len(self.prev_inf)
         if n <= 0:
             return
-        current = n - 1
         backup_active, backup_pred1 = self.inf_active.copy(), self.inf_pred1.copy()
         bad: list[int] = []
         start = None
@@ -413,7 +412,6 @@ class _Stream:
                 break
         del self.prev_inf[:drop]
         self.inf_pred1[:] = backup_pred1
-        del current
 
     def _update_inference(self, cols: np.ndarray) -> None:
         self.inf_active1[:] = self.inf_active
@@ -569,7 +567,6 @@ class _Stream:
             if self.lrn_iter in DUTY_TIERS:
                 live = np.flatnonzero(self.seg_cell[: self.n_segs_used] >= 0)
                 self._duty_cycle(live)
-        self.iter += 1
         predicted = self.col_conf.copy()
         n = cols.size
         self.avg_density = float(n) if self.avg_density is None else 0.99 * self.avg_density + 0.01 * n
