@@ -17,10 +17,12 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
+from torch.distributed.fsdp import FullyShardedDataParallel
 from torchmetrics import MaxMetric
 
 from brainlab.errors import TrainingError
 from brainlab.snn.factory import reset_states
+from brainlab.utils.wrappers import unwrapped_name
 
 
 def as_container(cfg: Any) -> Any:
@@ -42,6 +44,13 @@ def numpy_state_from_tensors(state: dict[str, Any]) -> None:
     np.random.set_state((state["name"], keys, state["pos"], state["has_gauss"], state["cached"]))
 
 
+def keep_neuron_states(phase: Phase, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """Load-state-dict pre-hook: neuron states keep their current (reset) values, also from older checkpoints
+    that stored them. A hook, not an override, so it also runs when FSDP loads the phase as a submodule."""
+    for key, buffer in phase.neuron_state_buffers().items():
+        state_dict[prefix + key] = buffer.detach().clone()
+
+
 class Phase(pl.LightningModule):
     """Base LightningModule: subclasses implement `step(batch, stage) -> loss` and their metrics."""
 
@@ -58,6 +67,7 @@ class Phase(pl.LightningModule):
             if key in self.hparams:
                 self.hparams[key] = as_container(self.hparams[key])
         self.net = net if is_module else instantiate(self.hparams.net, _convert_="all")
+        self.register_load_state_dict_pre_hook(keep_neuron_states)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -129,7 +139,7 @@ class Phase(pl.LightningModule):
         for name, module in self.named_modules():
             if module is not self and callable(getattr(module, "reset_states", None)):
                 for buffer_name, buffer in module.named_buffers(recurse=False):
-                    found[f"{name}.{buffer_name}"] = buffer
+                    found[unwrapped_name(f"{name}.{buffer_name}")] = buffer
         return found
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -139,13 +149,6 @@ class Phase(pl.LightningModule):
         for key in self.neuron_state_buffers():
             state.pop(prefix + key, None)
         return state
-
-    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Load weights; neuron states keep their current (reset) values, also from older checkpoints."""
-        state = dict(state_dict)
-        for key, buffer in self.neuron_state_buffers().items():
-            state[key] = buffer.detach().clone()
-        return super().load_state_dict(state, strict=strict, assign=assign)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the RNG states, so a resumed run draws the same shuffles as an uninterrupted one.
@@ -169,6 +172,16 @@ class Phase(pl.LightningModule):
             torch.cuda.set_rng_state_all(states["cuda"])
 
     # --- optimisation ----------------------------------------------------------------------------
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        """`trainer.gradient_clip_val` under FSDP too: the norm over all shards from FSDP's own `clip_grad_norm_`
+        (Lightning refuses norm clipping for FSDP, having no handle on the root module); otherwise Lightning's."""
+        root = self._trainer.strategy.model if self._trainer is not None else None
+        if isinstance(root, FullyShardedDataParallel) and gradient_clip_val and gradient_clip_algorithm != "value":
+            root.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self) -> Any:
         opt_cfg = self.hparams.get("optimizer") or {
             "_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3

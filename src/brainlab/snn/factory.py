@@ -13,6 +13,7 @@ from typing import Protocol
 from torch import nn
 
 from brainlab.errors import ConfigError
+from brainlab.utils.wrappers import unwrapped_name
 
 _SPIKING_TYPES: list[type[nn.Module]] = []
 
@@ -37,7 +38,7 @@ def is_spiking(module: nn.Module) -> bool:
 
 def spiking_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The named spiking layers of `model`, outermost first."""
-    return [(name, m) for name, m in model.named_modules() if is_spiking(m)]
+    return [(unwrapped_name(name), m) for name, m in model.named_modules() if is_spiking(m)]
 
 
 def reset_states(modules: Iterable[nn.Module]) -> int:

@@ -29,6 +29,17 @@ def restore_neuron(neuron: nn.Module, reference: Mapping[str, torch.Tensor]) -> 
                     setattr(neuron, name, reference[name].clone().to(value.device))
 
 
+def make_shardable(neuron: nn.Module) -> nn.Module:
+    """Fit a backend layer's own parameters to FSDP, which refuses 0-dim parameters: each scalar parameter
+    (sinabs' threshold, LIF's tau) becomes a one-element vector of the same value and `requires_grad` (buffers
+    would not do: sinabs treats every buffer as neuron state). Frozen and trainable parameters then share a unit,
+    hence `use_orig_params: true` in `conf/trainer/fsdp.yaml`. The layer computes the same."""
+    for name, param in list(neuron.named_parameters(recurse=False)):
+        if param.dim() == 0:
+            setattr(neuron, name, nn.Parameter(param.detach().reshape(1), requires_grad=param.requires_grad))
+    return neuron
+
+
 class SpikingLayer(nn.Module):
     """Linear -> spiking layer (one FSDP unit).
 
@@ -68,11 +79,11 @@ class SNNCore(nn.Module):
         self.norm = nn.LayerNorm(dim)
         layers = spiking_mlp(dim, hidden_dim, n_layers, dim, backend, neuron)
         with torch.device("cpu"):
-            ref_layer = backend(**neuron)
+            ref_layer = make_shardable(backend(**neuron))
             reference = {**dict(ref_layer.named_parameters(recurse=False)),
                          **dict(ref_layer.named_buffers(recurse=False))}
         self.layers = nn.ModuleList(
-            SpikingLayer(layers[i], layers[i + 1], reference) for i in range(0, 2 * n_layers, 2))
+            SpikingLayer(layers[i], make_shardable(layers[i + 1]), reference) for i in range(0, 2 * n_layers, 2))
         self.readout = layers[-1]
         self.gain = nn.Parameter(torch.ones(1))
 
