@@ -1,13 +1,21 @@
 """Lightning's FSDPStrategy on CPU processes (gloo), for tests only: the GPU recipe's machinery (per-block
 wrap policy, activation checkpointing, sharded checkpoints and resume, torchrun's environment) run on a CPU
-machine. Lightning refuses FSDP on CPU and passes FSDP no device when the root device is the CPU (torch then
-asks for an accelerator); this subclass only wraps with `device_id=cpu` and leaves the rest to Lightning."""
+machine; `FSDPProbe` records what the test checks. Lightning refuses FSDP on CPU and passes FSDP no device
+when the root device is the CPU (torch then asks for an accelerator): `GlooFSDPStrategy` only wraps with
+`device_id=cpu` and leaves the rest to Lightning."""
 
 from __future__ import annotations
 
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
 import torch
 from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
+from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import CheckpointWrapper
 from torch.distributed.fsdp import FullyShardedDataParallel
 
 
@@ -24,3 +32,34 @@ class GlooFSDPStrategy(FSDPStrategy):
         finally:
             if policy is not None:
                 self.kwargs["auto_wrap_policy"] = policy
+
+
+def state_digest(pl_module: pl.LightningModule) -> dict[str, Any]:
+    """What this rank holds: a checksum of its parameter shards and of the HTM permanences, the learning rate,
+    and the optimizer's step counts."""
+    params = b"".join(p.detach().float().numpy().tobytes() for p in pl_module.parameters())
+    optimizer = pl_module.trainer.optimizers[0]
+    steps = sorted({float(s["step"]) for s in optimizer.state.values() if "step" in s})
+    return {"params": zlib.crc32(params), "htm": zlib.crc32(pl_module.net.htm.permanence.numpy().tobytes()),
+            "lr": optimizer.param_groups[0]["lr"], "adam_steps": steps}
+
+
+class FSDPProbe(pl.Callback):
+    """Writes `<out_dir>/rank<R>.json`: the state digest before every training step, the classes FSDP wrapped
+    as units and those under activation checkpointing."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+        self.record: dict[str, Any] = {"steps": {}}
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any) -> None:
+        self.record["steps"][str(trainer.global_step)] = state_digest(pl_module)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        modules = list(trainer.strategy.model.modules())
+        self.record["fsdp_units"] = sorted({type(m.module).__name__ for m in modules
+                                            if isinstance(m, FullyShardedDataParallel)})
+        self.record["checkpointed"] = sorted({type(m._checkpoint_wrapped_module).__name__ for m in modules
+                                              if isinstance(m, CheckpointWrapper)})
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / f"rank{trainer.global_rank}.json").write_text(json.dumps(self.record))

@@ -50,7 +50,7 @@ def test_htm_permanences_learn_outside_the_optimizer(tmp_path: Path) -> None:
     loss = torch.nn.functional.cross_entropy(phase(batch)["logits"], batch["label"])
     loss.backward()
     assert torch.equal(htm.permanence, before)  # backward never touches them
-    phase.on_train_batch_end(None, batch, 0)
+    phase.optimizer_step(0, 0, torch.optim.SGD(phase.parameters(), lr=0.0))
     assert not torch.equal(htm.permanence, before)
     assert int(htm.updates) == 1
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+import torch.distributed as dist
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -49,6 +50,16 @@ def keep_neuron_states(phase: Phase, state_dict: dict[str, Any], prefix: str, *_
     that stored them. A hook, not an override, so it also runs when FSDP loads the phase as a submodule."""
     for key, buffer in phase.neuron_state_buffers().items():
         state_dict[prefix + key] = buffer.detach().clone()
+
+
+def rng_states() -> dict[str, Any]:
+    """This process's random-number states: torch, numpy, python, CUDA."""
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": numpy_state_to_tensors(),
+        "python": random.getstate(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 class Phase(pl.LightningModule):
@@ -151,18 +162,21 @@ class Phase(pl.LightningModule):
         return state
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the RNG states, so a resumed run draws the same shuffles as an uninterrupted one.
-
-        """
-        checkpoint["rng_states"] = {
-            "torch": torch.get_rng_state(),
-            "numpy": numpy_state_to_tensors(),
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        """Store the RNG states of every rank, so a resumed run draws the same shuffles and noise as an
+        uninterrupted one (every rank runs this hook; with several ranks, one entry per rank)."""
+        states = rng_states()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, states)
+            checkpoint["rng_states"] = gathered
+        else:
+            checkpoint["rng_states"] = states
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = checkpoint.get("rng_states")
+        if isinstance(states, list):  # one per rank; a run resumed on more ranks reuses rank 0's for the new ones
+            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+            states = states[rank] if rank < len(states) else states[0]
         if not states:
             return
         torch.set_rng_state(states["torch"])

@@ -89,8 +89,10 @@ class BrainAIPhase(BestValAccuracyPhase):
             return
         materialize(self.net, "cpu")
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """The HTM layer's own rule, after the optimizer step (never part of backward)."""
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then the HTM layer's own rule (never part of backward): both before any callback
+        sees the batch's end, so a checkpoint saved there holds the permanences of the same step as the weights."""
+        super().optimizer_step(*args, **kwargs)
         for module in self.net.modules():
             learn = getattr(module, "apply_learning", None)
             if callable(learn):
