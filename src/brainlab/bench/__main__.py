@@ -1,6 +1,7 @@
 """`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark.
 
-Benches: `loading` (= `caching`), `backends`, `spikes` (FastSNN spike counts), `htm` (HTM rows/s).
+Benches: `loading` (= `caching`), `backends`, `spikes` (FastSNN spike counts), `htm` (HTM rows/s), `scale`
+(the integrated model's samples/s and peak memory per preset and batch size).
 
 Each bench takes Hydra overrides of its `conf/bench/<name>.yaml` (`loading`: `samples=2048 backends=[fused]`);
 `--help` prints a bench's keys.
@@ -18,10 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts", "htm": "htm"}
+BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts", "htm": "htm",
+           "scale": "scale"}
 DEFAULT_OUT = {
     "caching": "outputs/bench/caching", "backends": "outputs/bench", "spike_counts": "outputs/bench",
-    "htm": "outputs/bench/htm",
+    "htm": "outputs/bench/htm", "scale": "outputs/bench/scale",
 }
 
 

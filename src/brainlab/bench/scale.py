@@ -1,0 +1,208 @@
+"""Scale bench: training throughput and peak memory of the integrated model (`experiment=brain_ai`) per preset
+and batch size, through the real recipe (`train.py`, Lightning's strategy, the preset's config).
+
+`python -m brainlab.bench scale [--presets tiny] [--batch-sizes 4 16] [--steps 10] [--warmup 3]
+[--trainer cpu|fsdp] [--devices N] [--precision P] [--no-checkpointing] [--workers N] [--out DIR]`
+
+Each (preset, batch size) is one `train.py` run in its own process (no validation, test or checkpoints) with
+`StepTimer`, which times the `--steps` optimizer steps after `--warmup` and reads the peak memory (CUDA: the
+most any GPU of the run allocated; CPU: the process's peak RSS). A run that runs out of memory is recorded as
+`OOM`, not an error, so a sweep over batch sizes finds what fits. Beside each row: the parameters (counted on the
+meta device) and the training state they need by arithmetic, 16 bytes a parameter (fp32 weights and grads, AdamW's
+two moments; FSDP shards it over the GPUs). Writes `scale.json` and `scale.png` under `--out`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from brainlab.params import compose_train, count, human
+
+ROOT = Path(__file__).resolve().parents[3]
+STATE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 grad + AdamW exp_avg + exp_avg_sq
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "DefaultCPUAllocator: can't allocate memory")
+
+
+class StepTimer(pl.Callback):
+    """Times optimizer steps `warmup+1 .. warmup+steps` (synchronising CUDA) and writes `out` (JSON) at fit end:
+    samples/s over all ranks, seconds a step, peak memory in GiB."""
+
+    def __init__(self, out: str, warmup: int, steps: int) -> None:
+        self.out, self.warmup, self.steps = Path(out), warmup, steps
+        self.start: float | None = None
+        self.stop: float | None = None
+
+    @staticmethod
+    def now() -> float:
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
+        if trainer.global_step == self.warmup:
+            self.start = self.now()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
+        if trainer.global_step == self.warmup + self.steps:
+            self.stop = self.now()
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if torch.cuda.is_available():
+            peak = torch.tensor(float(torch.cuda.max_memory_allocated()), device=pl_module.device)
+        else:
+            peak = torch.tensor(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0)
+        peak = float(trainer.strategy.reduce(peak, reduce_op="max"))
+        if not trainer.is_global_zero:
+            return
+        if self.start is None or self.stop is None:
+            raise RuntimeError(f"the run ended before step {self.warmup + self.steps}: give it more data")
+        seconds = (self.stop - self.start) / self.steps
+        batch = trainer.datamodule.batch_size * trainer.world_size
+        self.out.write_text(json.dumps({"step_s": seconds, "samples_per_s": batch / seconds,
+                                        "peak_gib": peak / 2**30, "world_size": trainer.world_size}))
+
+
+def parameters(preset: str) -> int:
+    """The preset's parameters and rule-learned buffers, counted on the meta device."""
+    cfg = compose_train(["model=brain_ai", f"preset={preset}"])
+    with torch.device("meta"):
+        from hydra.utils import instantiate
+
+        net = instantiate(cfg.model.net, _convert_="all")
+    return sum(count(net))
+
+
+def run_one(preset: str, batch: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One `train.py` run; its StepTimer figures, or {"status": "OOM"} / {"status": "failed", ...}."""
+    name = f"{preset}_b{batch}"
+    result_file = work / f"{name}.json"
+    total_steps = args.warmup + args.steps
+    per_class = math.ceil(total_steps * batch * args.devices / 4) + 1
+    overrides = [
+        "experiment=brain_ai", f"preset={preset}", f"trainer={args.trainer}", f"scale.batch_size={batch}",
+        f"trainer.max_steps={total_steps}", "trainer.max_epochs=-1", "trainer.limit_val_batches=0",
+        "trainer.num_sanity_val_steps=0", "test=false", "trainer.enable_model_summary=false",
+        f"data.samples_per_class={per_class}", f"data.num_workers={args.workers}",
+        "callbacks.model_checkpoint=null", "callbacks.step_checkpoint=null", "callbacks.progress_bar=null",
+        "callbacks.spike_stats=null", "callbacks.lr_monitor=null", "callbacks.target_table=null",
+        f"+callbacks.step_timer._target_={__name__}.StepTimer", f"+callbacks.step_timer.out={result_file}",
+        f"+callbacks.step_timer.warmup={args.warmup}", f"+callbacks.step_timer.steps={args.steps}",
+        f"paths.output_dir={work / name}", f"hydra.run.dir={work / name}",
+    ]
+    if args.precision:
+        overrides.append(f"trainer.precision={args.precision}")
+    if args.trainer == "fsdp":
+        overrides.append(f"trainer.devices={args.devices}")
+        if args.no_checkpointing:
+            overrides.append("trainer.strategy.activation_checkpointing_policy=null")
+    done = subprocess.run([sys.executable, "train.py", *overrides], cwd=ROOT, capture_output=True, text=True)
+    if result_file.is_file():
+        return {"status": "ok", **json.loads(result_file.read_text())}
+    output = done.stdout + done.stderr
+    if any(marker in output for marker in OOM_MARKERS):
+        return {"status": "OOM"}
+    return {"status": "failed", "error": error_line(output) or f"exit status {done.returncode}"}
+
+
+def error_line(output: str) -> str:
+    """The line of a failed run's output that says why (brainlab's `error: ...`, else the last exception)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip() and "HYDRA_FULL_ERROR" not in line]
+    for wanted in (lambda line: line.startswith("error:"), lambda line: "Error" in line):
+        found = [line for line in lines if wanted(line)]
+        if found:
+            return found[-1]
+    return lines[-1] if lines else ""
+
+
+def format_rows(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| preset | params | state 16 B/param (GiB) | batch | samples/s | s/step | peak memory (GiB) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ok = r["status"] == "ok"
+        figures = (f"{r['samples_per_s']:.2f} | {r['step_s']:.3f} | {r['peak_gib']:.2f}" if ok
+                   else f"{r['status']} | – | –")
+        lines.append(f"| {r['preset']} | {human(r['params'])} | {r['state_gib']:.2f} | {r['batch']} | {figures} |")
+    return "\n".join(lines)
+
+
+def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        ok = [r for r in rows if r["preset"] == preset and r["status"] == "ok"]
+        if ok:
+            left.plot([r["batch"] for r in ok], [r["samples_per_s"] for r in ok], "o-", label=preset)
+            right.plot([r["batch"] for r in ok], [r["peak_gib"] for r in ok], "o-", label=preset)
+    for ax, label in ((left, "samples/s"), (right, "peak memory (GiB)")):
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(label)
+        ax.set_xscale("log", base=2)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    gpu = torch.cuda.is_available()
+    parser = argparse.ArgumentParser(prog="python -m brainlab.bench scale", description=__doc__.split("\n")[0])
+    parser.add_argument("--presets", nargs="+", default=["tiny"])
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[4, 16])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--trainer", choices=["cpu", "fsdp"], default="fsdp" if gpu else "cpu")
+    parser.add_argument("--devices", type=int, default=1, help="GPUs (trainer=fsdp)")
+    parser.add_argument("--precision", default="bf16-mixed" if gpu else None)
+    parser.add_argument("--no-checkpointing", action="store_true", help="FSDP without activation checkpointing")
+    parser.add_argument("--workers", type=int, default=4 if gpu else 0)
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench/scale"))
+    args = parser.parse_args(list(argv))
+    if args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1 or args.devices < 1:
+        parser.error("--steps, --batch-sizes and --devices must be >= 1, --warmup >= 0")
+    if args.trainer == "cpu" and args.devices != 1:
+        parser.error("--devices applies to --trainer fsdp")
+    return args
+
+
+def main(argv: Sequence[str]) -> dict[str, Any]:
+    args = parse(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    work = args.out / time.strftime("%Y%m%d-%H%M%S")
+    work.mkdir()
+    rows = []
+    for preset in args.presets:
+        n = parameters(preset)
+        for batch in args.batch_sizes:
+            row = {"preset": preset, "params": n, "state_gib": n * STATE_BYTES_PER_PARAM / 2**30, "batch": batch,
+                   **run_one(preset, batch, args, work)}
+            rows.append(row)
+            print(format_rows([row]).splitlines()[-1], flush=True)
+    cpu = f"CPU {platform.machine()}, {os.cpu_count()} cores"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu
+    checkpointing = args.trainer == "fsdp" and not args.no_checkpointing
+    result = {"out": str(args.out), "device": device, "trainer": args.trainer, "devices": args.devices,
+              "precision": args.precision, "activation_checkpointing": checkpointing,
+              "steps": args.steps, "warmup": args.warmup, "rows": rows}
+    (args.out / "scale.json").write_text(json.dumps(result, indent=2))
+    plot(rows, args.out / "scale.png")
+    print(f"\n{device}, trainer={args.trainer} x{args.devices}, precision={args.precision or '32-true'}\n")
+    print(format_rows(rows))
+    return result
