@@ -13,6 +13,7 @@ from typing import NoReturn
 import pytorch_lightning as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning_fabric.utilities.exceptions import MisconfigurationException
@@ -174,9 +175,14 @@ def exit_with_one_line(exc: Exception) -> NoReturn:
 
 
 def lightning_config_error(exc: BaseException) -> ConfigError | None:
-    """Lightning's own refusal of a trainer setting (e.g. `limit_train_batches` too small), as a config error."""
+    """Lightning's own refusal of a trainer setting, as a config error: while running (e.g. `limit_train_batches`
+    too small) or when the Trainer is built from `trainer.*` (e.g. an unknown `trainer.precision`)."""
     if isinstance(exc, MisconfigurationException):
         return ConfigError(f"trainer settings refused by Lightning: {exc}")
+    cause = exc.__cause__
+    if (isinstance(exc, InstantiationException) and "full_key: trainer\n" in f"{exc}\n"
+            and isinstance(cause, ValueError | TypeError)):
+        return ConfigError(f"trainer settings refused by Lightning: {cause}")
     return None
 
 

@@ -117,3 +117,7 @@ def test_a_trainer_setting_lightning_refuses_is_one_config_error(make_cfg) -> No
         run(make_cfg("trainer.limit_train_batches=0.01"))
     error = lightning_config_error(caught.value)
     assert isinstance(error, ConfigError) and "limit_train_batches" in str(error)
+    with pytest.raises(Exception) as caught:
+        run(make_cfg("trainer.precision=nonsense"))
+    error = lightning_config_error(caught.value)
+    assert isinstance(error, ConfigError) and "Precision 'nonsense' is invalid" in str(error)

@@ -45,12 +45,17 @@ def state_digest(pl_module: pl.LightningModule) -> dict[str, Any]:
 
 
 class FSDPProbe(pl.Callback):
-    """Writes `<out_dir>/rank<R>.json`: the state digest before every training step, the classes FSDP wrapped
-    as units and those under activation checkpointing."""
+    """Writes `<out_dir>/rank<R>.json`: the HTM permanences' range when training starts, the state digest before
+    every training step, the classes FSDP wrapped as units and those under activation checkpointing."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
         self.record: dict[str, Any] = {"steps": {}}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        perm = pl_module.net.htm.permanence
+        self.record["permanence"] = {"min": int(perm.min()), "max": int(perm.max()),
+                                     "potential": float((perm >= 0).float().mean())}
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *_: Any) -> None:
         self.record["steps"][str(trainer.global_step)] = state_digest(pl_module)

@@ -1,7 +1,8 @@
-"""The FSDP recipe's machinery on two CPU processes under torchrun (gloo): per-block FSDP units, activation
-checkpointing, HTM permanences identical on every rank, sharded checkpoints every N steps, test after fit, and a
-resume that restores exactly the state the uninterrupted run had. GPU throughput and memory: `tests/scale`'s
-`gpu` test and `python -m brainlab.bench brain_ai` on a GPU machine."""
+"""The FSDP recipe's machinery on two CPU processes under torchrun (gloo): a net built on the meta device and
+materialised by FSDP, per-block FSDP units, activation checkpointing, HTM permanences identical on every rank,
+sharded checkpoints every N steps, test after fit, and a resume that restores exactly the state the uninterrupted
+run had. GPU throughput and memory: the `gpu` test in `test_brain_ai_train.py` and `python -m brainlab.bench scale`
+on a GPU machine."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN = [
     "experiment=brain_ai", "preset=tiny", "trainer=torchrun", "trainer.accelerator=cpu",
     "trainer.strategy._target_=gloo_fsdp.GlooFSDPStrategy", "trainer.precision=32-true", "trainer.max_epochs=2",
+    "model.meta_init=true",  # the large presets' way: built on the meta device, FSDP materialises unit by unit
     "data.samples_per_class=16", "data.test_samples_per_class=4", "callbacks.progress_bar=null", "logger=csv",
     "callbacks.step_checkpoint.every_n_train_steps=2", "trainer.enable_model_summary=false",
     "+callbacks.fsdp_probe._target_=gloo_fsdp.FSDPProbe",
@@ -51,6 +53,9 @@ def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
         assert {"Block", "CrossBlock", "Hop", "SpikingLayer", "Engram", "DecisionHeads"} <= set(probe["fsdp_units"])
         assert {"Block", "CrossBlock", "Hop"} <= set(probe["checkpointed"])
         assert "SpikingLayer" not in probe["checkpointed"]
+    # materialised by FSDP through reset_parameters: permanences uniform around `connected` in each potential pool
+    assert first[0]["permanence"]["min"] == -1 and 4000 <= first[0]["permanence"]["max"] <= 6000
+    assert 0.75 < first[0]["permanence"]["potential"] < 0.85  # potential_pct 0.8
     steps = first[0]["steps"]
     assert set(steps) == {"0", "1", "2", "3"}  # 64 samples - val split, 2 ranks x batch 16: 2 steps an epoch
     # the HTM rule's statistics are all-reduced: every rank holds the same permanences, and they learn

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from brainlab.bench.scale import STATE_BYTES_PER_PARAM, main, parameters
+from brainlab.bench.scale import main, training_state
 
 
 def test_scale_bench_times_the_recipe_and_reports_failures(tmp_path: Path) -> None:
@@ -13,7 +13,9 @@ def test_scale_bench_times_the_recipe_and_reports_failures(tmp_path: Path) -> No
     (row,) = result["rows"]
     assert row["status"] == "ok" and row["batch"] == 2 and row["world_size"] == 1
     assert row["samples_per_s"] > 0 and row["step_s"] > 0 and row["peak_gib"] > 0.05  # a Python process's RSS
-    assert row["params"] == parameters("tiny") and row["state_gib"] == row["params"] * STATE_BYTES_PER_PARAM / 2**30
+    params, state = training_state("tiny")
+    assert row["params"] == params and row["state_gib"] == state / 2**30
+    assert 14 * params < state < 16 * params  # 16 B a trained parameter, 2 B an int16 HTM permanence
     assert json.loads((tmp_path / "scale.json").read_text())["rows"] == [row]
     assert (tmp_path / "scale.png").stat().st_size > 0
 

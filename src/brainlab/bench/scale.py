@@ -9,7 +9,8 @@ Each (preset, batch size) is one `train.py` run in its own process (no validatio
 most any GPU of the run allocated; CPU: the process's peak RSS). A run that runs out of memory is recorded as
 `OOM`, not an error, so a sweep over batch sizes finds what fits. Beside each row: the parameters (counted on the
 meta device) and the training state they need by arithmetic, 16 bytes a parameter (fp32 weights and grads, AdamW's
-two moments; FSDP shards it over the GPUs). Writes `scale.json` and `scale.png` under `--out`.
+two moments; rule-learned buffers at their own size; FSDP shards it over the GPUs).
+Writes `scale.json` and `scale.png` under `--out`.
 """
 
 from __future__ import annotations
@@ -76,14 +77,18 @@ class StepTimer(pl.Callback):
                                         "peak_gib": peak / 2**30, "world_size": trainer.world_size}))
 
 
-def parameters(preset: str) -> int:
-    """The preset's parameters and rule-learned buffers, counted on the meta device."""
+def training_state(preset: str) -> tuple[int, int]:
+    """(parameters + rule-learned buffer elements, bytes of training state: 16 a trained parameter plus the
+    rule-learned buffers at their own size, e.g. the HTM's int16 permanences), counted on the meta device."""
+    from hydra.utils import instantiate
+
     cfg = compose_train(["model=brain_ai", f"preset={preset}"])
     with torch.device("meta"):
-        from hydra.utils import instantiate
-
         net = instantiate(cfg.model.net, _convert_="all")
-    return sum(count(net))
+    trained, rule = count(net)
+    rule_bytes = sum(b.numel() * b.element_size() for m in net.modules() for name, b in m.named_buffers(recurse=False)
+                     if name in getattr(m, "rule_buffers", ()))
+    return trained + rule, trained * STATE_BYTES_PER_PARAM + rule_bytes
 
 
 def run_one(preset: str, batch: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -129,7 +134,7 @@ def error_line(output: str) -> str:
 
 
 def format_rows(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| preset | params | state 16 B/param (GiB) | batch | samples/s | s/step | peak memory (GiB) |",
+    lines = ["| preset | params | training state (GiB) | batch | samples/s | s/step | peak memory (GiB) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ok = r["status"] == "ok"
@@ -189,9 +194,9 @@ def main(argv: Sequence[str]) -> dict[str, Any]:
     work.mkdir()
     rows = []
     for preset in args.presets:
-        n = parameters(preset)
+        n, state = training_state(preset)
         for batch in args.batch_sizes:
-            row = {"preset": preset, "params": n, "state_gib": n * STATE_BYTES_PER_PARAM / 2**30, "batch": batch,
+            row = {"preset": preset, "params": n, "state_gib": state / 2**30, "batch": batch,
                    **run_one(preset, batch, args, work)}
             rows.append(row)
             print(format_rows([row]).splitlines()[-1], flush=True)

@@ -77,8 +77,12 @@ class Phase(pl.LightningModule):
         for key in ("net", "optimizer", "scheduler"):
             if key in self.hparams:
                 self.hparams[key] = as_container(self.hparams[key])
-        self.net = net if is_module else instantiate(self.hparams.net, _convert_="all")
+        self.net = net if is_module else self.build_net(self.hparams.net)
         self.register_load_state_dict_pre_hook(keep_neuron_states)
+
+    def build_net(self, cfg: Mapping[str, Any]) -> nn.Module:
+        """The net from `model.net` (a subclass may build it elsewhere, e.g. on the meta device)."""
+        return instantiate(cfg, _convert_="all")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

@@ -10,12 +10,14 @@ HTM layer applies its own learning rule to its permanence buffers (outside the o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.strategies import FSDPStrategy
+from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -37,14 +39,18 @@ class BrainAIPhase(BestValAccuracyPhase):
         if isinstance(meta_inner_steps, bool) or not isinstance(meta_inner_steps, int) or meta_inner_steps < 0:
             raise ConfigError(f"model.meta_inner_steps must be an integer >= 0, got {meta_inner_steps!r}")
         meta_cfg = (meta_inner_steps, float(meta_inner_lr), bool(meta_first_order))
-        with torch.device("meta") if meta_init else nullcontext():
-            super().__init__(**base)  # meta_init: the net has shapes only until configure_model
+        super().__init__(**base)
         self.free_energy_weight = free_energy_weight
         self.num_threads = num_threads
         self.meta_inner_steps, self.meta_inner_lr, self.meta_first_order = meta_cfg
         self.acc = torch.nn.ModuleDict(
             {f"{s}_": MulticlassAccuracy(num_classes=num_classes, average="micro") for s in STAGES})
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+
+    def build_net(self, cfg: Mapping[str, Any]) -> nn.Module:
+        """`meta_init=true`: the net has shapes only until `configure_model` (metrics stay real tensors)."""
+        with torch.device("meta") if self.hparams.get("meta_init") else nullcontext():
+            return super().build_net(cfg)
 
     def maml_forward(self, batch: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """MAML on the meta-learner's fast weights: adapt them on the first half of the batch (support), score
