@@ -12,7 +12,7 @@ from brainlab.nets.brain_ai.audio_encoder import AudioEncoder
 from brainlab.nets.brain_ai.engram import Engram
 from brainlab.nets.brain_ai.htm_layer import SCALE, HTMLayer
 from brainlab.nets.brain_ai.meta import MetaLearner
-from brainlab.nets.brain_ai.snn_core import SNNCore
+from brainlab.nets.brain_ai.snn_core import SNNCore, make_shardable
 from brainlab.snn.factory import spiking_layers
 from brainlab.snn.sinabs_backend import neuron
 
@@ -87,6 +87,34 @@ def test_meta_inner_loop_adapts_the_fast_weights() -> None:
 def test_audio_frames_follow_wav2vec2s_strides() -> None:
     enc = AudioEncoder(conv_channels=8, dim=16, depth=1, heads=2, pos_conv_kernel=4, pos_conv_groups=2)
     assert enc(torch.randn(2, 16000)).shape == (2, 49, 16)  # 1 s at 16 kHz: wav2vec2's 49 frames
+
+
+def test_htm_overlaps_are_exact_counts_under_bf16_autocast() -> None:
+    """Overlaps above 256 are not representable in bf16: under autocast the winners are still the exact ones."""
+    htm = HTMLayer(input_bits=2000, dim=8, columns=256, readout_rank=4)
+    bits = (torch.rand(2, 5, 2000, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    exact = bits @ (htm.permanence >= htm.connected).float().t()
+    assert exact.max() > 256
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, active = htm(bits)
+    tie = torch.arange(256) * 1e-6
+    expected = torch.zeros_like(exact).scatter_(-1, (exact + tie).topk(htm.k, dim=-1).indices, 1.0)
+    assert torch.equal(active, expected) and out.dtype == torch.bfloat16
+
+
+def test_scalar_neuron_parameters_become_shardable_and_compute_the_same() -> None:
+    """FSDP refuses 0-dim parameters: sinabs' threshold (frozen) and LIF's tau (trained) become 1-element
+    vectors, keep their `requires_grad`, and the layer's spikes do not change."""
+    import sinabs.layers as sl
+
+    x = torch.rand(2, 30, 5) * 2
+    for make in (lambda: sl.IAF(), lambda: sl.LIF(tau_mem=torch.tensor(10.0), train_alphas=False)):
+        plain, shardable = make(), make_shardable(make())
+        params = dict(shardable.named_parameters())
+        assert params and all(p.dim() == 1 and p.numel() == 1 for p in params.values())
+        assert {n: p.requires_grad for n, p in params.items()} == \
+            {n: p.requires_grad for n, p in plain.named_parameters()}
+        assert torch.equal(plain(x), shardable(x))
 
 
 def test_snn_core_is_built_by_the_backend_and_materialises_from_meta() -> None:

@@ -93,10 +93,11 @@ def test_submitit_launchers_compose(launcher: str, tmp_path: Path) -> None:
 
 @pytest.mark.gpu
 def test_fsdp_bf16_activation_checkpointing_on_gpu(tmp_path: Path) -> None:
-    """The 1B recipe's machinery on a GPU, at tiny size: FSDP per block, bf16, checkpointing, sharded
-    checkpoints written every N steps, and a resume from one."""
+    """The 1B recipe's machinery on a GPU, at tiny size: built on the meta device, FSDP per block, bf16,
+    checkpointing, sharded checkpoints written every N steps, and a resume from one (speed and memory:
+    `python -m brainlab.bench scale` on the GPU machine)."""
     n = torch.cuda.device_count()
-    base = [*SMOKE, "trainer=fsdp", f"trainer.devices={n}", "trainer.precision=bf16-mixed",
+    base = [*SMOKE, "trainer=fsdp", f"trainer.devices={n}", "trainer.precision=bf16-mixed", "model.meta_init=true",
             "callbacks.step_checkpoint.every_n_train_steps=4", "logger=csv"]
     cfg = compose_cfg(tmp_path / "run", base)
     run(cfg)

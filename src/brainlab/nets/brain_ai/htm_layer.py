@@ -63,16 +63,17 @@ class HTMLayer(nn.Module):
         return (self.permanence >= self.connected).to(dtype)
 
     def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.no_grad():
-            bits = (spikes.detach() > 0).to(self.readout[0].weight.dtype)
-            overlap = bits @ self.connected_synapses(bits.dtype).t()
+        # overlaps are integer counts: exact in float32 (up to 2**24), not in bf16/fp16, so never autocast
+        with torch.no_grad(), torch.autocast(spikes.device.type, enabled=False):
+            bits = (spikes.detach() > 0).float()
+            overlap = bits @ self.connected_synapses(torch.float32).t()
             # ties (e.g. silent input) broken by a fixed per-column order, so k columns always win
             tie = torch.arange(self.columns, device=overlap.device, dtype=overlap.dtype) * 1e-6
             winners = (overlap.float() + tie).topk(self.k, dim=-1).indices
             active = torch.zeros_like(overlap).scatter_(-1, winners, 1.0)
             if self.training:
                 self._pending = (bits.reshape(-1, self.input_bits), active.reshape(-1, self.columns))
-        return self.readout(active), active
+        return self.readout(active.to(self.readout[0].weight.dtype)), active
 
     @torch.no_grad()
     def apply_learning(self) -> None:
