@@ -45,14 +45,17 @@ def state_digest(pl_module: pl.LightningModule) -> dict[str, Any]:
 
 
 class FSDPProbe(pl.Callback):
-    """Writes `<out_dir>/rank<R>.json`: the HTM permanences' range when training starts, the state digest before
-    every training step, the classes FSDP wrapped as units and those under activation checkpointing."""
+    """Writes `<out_dir>/rank<R>.json`: nodes and devices and the HTM permanences' range when training starts,
+    the state digest before every training step, the classes FSDP wrapped as units and those under activation
+    checkpointing."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = Path(out_dir)
         self.record: dict[str, Any] = {"steps": {}}
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.record["layout"] = {"num_nodes": trainer.num_nodes, "devices": trainer.num_devices,
+                                 "world_size": trainer.world_size, "rank": trainer.global_rank}
         perm = pl_module.net.htm.permanence
         self.record["permanence"] = {"min": int(perm.min()), "max": int(perm.max()),
                                      "potential": float((perm >= 0).float().mean())}

@@ -1,14 +1,16 @@
-"""The FSDP recipe's machinery on two CPU processes under torchrun (gloo): a net built on the meta device and
-materialised by FSDP, per-block FSDP units, activation checkpointing, HTM permanences identical on every rank,
-sharded checkpoints every N steps, test after fit, and a resume that restores exactly the state the uninterrupted
-run had. GPU throughput and memory: the `gpu` test in `test_brain_ai_train.py` and `python -m brainlab.bench scale`
-on a GPU machine."""
+"""The FSDP recipe's machinery on two CPU processes under torchrun (gloo), as 2 nodes and as 1: a net built on
+the meta device and materialised by FSDP, per-block FSDP units, activation checkpointing, HTM permanences identical
+on every rank, sharded checkpoints every N steps, test after fit, and a resume (on the other layout) that restores
+exactly the state the uninterrupted run had. GPU throughput and memory: the `gpu` test in `test_brain_ai_train.py`
+and `python -m brainlab.bench scale` on a GPU machine."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,14 +32,32 @@ pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_avai
                                 reason="needs torch.distributed with gloo")
 
 
-def torchrun(out: Path, *overrides: str) -> dict[int, dict]:
-    """`train.py` on 2 CPU processes; returns each rank's probe record."""
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(out: Path, nodes: int, *overrides: str) -> dict[int, dict]:
+    """`train.py` on 2 CPU processes, as `nodes` torchrun nodes (2: one process each, the multi-node path);
+    returns each rank's probe record."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "train.py",
-           *RUN, f"paths.output_dir={out}", f"+callbacks.fsdp_probe.out_dir={out}/probe",
-           f"hydra.run.dir={out}/hydra/rank${{oc.env:RANK}}", *overrides]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    args = ["train.py", *RUN, f"paths.output_dir={out}", f"+callbacks.fsdp_probe.out_dir={out}/probe",
+            f"hydra.run.dir={out}/hydra/rank${{oc.env:RANK}}", *overrides]
+    launch = [sys.executable, "-m", "torch.distributed.run"]
+    if nodes == 1:
+        commands = [[*launch, "--standalone", "--nproc-per-node", "2", *args]]
+    else:
+        port = free_port()
+        commands = [[*launch, "--nnodes", str(nodes), "--nproc-per-node", "1", "--node-rank", str(node),
+                     "--master-addr", "127.0.0.1", "--master-port", str(port), *args] for node in range(nodes)]
+    out.mkdir(parents=True)
+    logs = [out / f"node{i}.log" for i in range(len(commands))]  # files: a full pipe would stall a node
+    with contextlib.ExitStack() as files:
+        procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=files.enter_context(log.open("w")),
+                                  stderr=subprocess.STDOUT) for c, log in zip(commands, logs, strict=True)]
+        codes = [p.wait(timeout=600) for p in procs]
+    assert codes == [0] * len(procs), "\n".join(log.read_text()[-3000:] for log in logs)
     return {r: json.loads((out / "probe" / f"rank{r}.json").read_text()) for r in (0, 1)}
 
 
@@ -47,8 +67,10 @@ def epoch_losses(out: Path) -> list[float]:
 
 
 def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
-    first = torchrun(tmp_path / "run")
+    first = torchrun(tmp_path / "run", 2)  # 2 nodes x 1 process: num_nodes / devices from torchrun's variables
     out = tmp_path / "run"
+    assert [first[r]["layout"] for r in (0, 1)] == [
+        {"num_nodes": 2, "devices": 1, "world_size": 2, "rank": r} for r in (0, 1)]
     for probe in first.values():  # one unit per block; recomputation on the transformer-style blocks only
         assert {"Block", "CrossBlock", "Hop", "SpikingLayer", "Engram", "DecisionHeads"} <= set(probe["fsdp_units"])
         assert {"Block", "CrossBlock", "Hop"} <= set(probe["checkpointed"])
@@ -69,7 +91,8 @@ def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
 
     ckpt = out / "checkpoints" / "steps" / "step0000002.ckpt"  # sharded: a directory, a shard per rank
     assert ckpt.is_dir() and {p.name for p in ckpt.glob("__*_0.distcp")} == {"__0_0.distcp", "__1_0.distcp"}
-    resumed = torchrun(tmp_path / "resumed", f"ckpt_path={ckpt}")
+    resumed = torchrun(tmp_path / "resumed", 1, f"ckpt_path={ckpt}")  # on 1 node x 2 processes
+    assert resumed[1]["layout"] == {"num_nodes": 1, "devices": 2, "world_size": 2, "rank": 1}
     for rank in (0, 1):  # weights, optimizer state, lr schedule and HTM permanences as they were at step 2
         assert set(resumed[rank]["steps"]) == {"2", "3"}
         assert resumed[rank]["steps"]["2"] == first[rank]["steps"]["2"]
