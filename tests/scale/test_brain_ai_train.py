@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,18 @@ def test_submitit_launchers_compose(launcher: str, tmp_path: Path) -> None:
     launcher_cls = get_class(launch._target_)  # the installed plugin provides it
     assert issubclass(launcher_cls, Launcher)
     assert launcher_cls in Plugins.instance().discover(Launcher)
+
+
+def test_submitit_local_launcher_runs_a_sweep(tmp_path: Path) -> None:
+    """The SLURM path's plugin, with its local executor: each job of a 2-seed sweep runs as a submitit job."""
+    cmd = [sys.executable, "train.py", "-m", "hydra/launcher=slurm_local", "experiment=brain_ai", "preset=tiny",
+           "data.samples_per_class=8", "data.test_samples_per_class=2", "trainer.max_epochs=1", "logger=csv",
+           "callbacks.progress_bar=null", f"hydra.sweep.dir={tmp_path}", "seed=1,2"]
+    done = subprocess.run(cmd, cwd=CONF.parent, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for job in ("0", "1"):
+        assert "test/acc" in json.loads((tmp_path / job / "metrics.json").read_text())
+    assert len([p for p in (tmp_path / ".submitit").iterdir() if p.name != "%j"]) == 2  # one submitit job each
 
 
 @pytest.mark.gpu
