@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -120,6 +121,8 @@ def run_one(preset: str, batch: int, args: argparse.Namespace, work: Path) -> di
     output = done.stdout + done.stderr
     if any(marker in output for marker in OOM_MARKERS):
         return {"status": "OOM"}
+    if done.returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
+        return {"status": "OOM", "error": "killed by SIGKILL (the kernel's out-of-memory killer, most likely)"}
     return {"status": "failed", "error": error_line(output) or f"exit status {done.returncode}"}
 
 
