@@ -26,12 +26,14 @@ SMOKE = [
 
 
 def test_tiny_preset_trains_and_its_loss_falls(tmp_path: Path) -> None:
-    cfg = compose_cfg(tmp_path / "run", SMOKE)
+    cfg = compose_cfg(tmp_path / "run", [*SMOKE, "callbacks.throughput.window_size=2"])
     metrics = run(cfg)
     out = Path(cfg.paths.output_dir)
     rows = list(csv.DictReader((out / "csv" / "metrics.csv").open()))
     losses = [float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")]
     assert len(losses) == 12  # 64 samples / batch 16 x 3 epochs
+    rates = [float(r["train/device/samples_per_sec"]) for r in rows if r.get("train/device/samples_per_sec")]
+    assert len(rates) >= 10 and min(rates) > 0  # Lightning's ThroughputMonitor, once its window has 2 steps
     assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3
     assert 0.0 < metrics["train/spike_rate"] < 1.0  # the SNN core spikes, but not everywhere
     table = {r["id"]: r for r in json.loads((out / "targets.json").read_text())}

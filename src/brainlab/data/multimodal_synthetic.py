@@ -64,6 +64,11 @@ class MultimodalSynthetic(Dataset):
         return {"image": image, "text": text, "text_mask": mask, "audio": audio, "label": torch.tensor(label)}
 
 
+def batch_size(batch: dict[str, Any]) -> int:
+    """Samples in a multimodal batch (for Lightning's ThroughputMonitor)."""
+    return int(batch["label"].shape[0])
+
+
 class MultimodalSyntheticDataModule(pl.LightningDataModule):
     """Train/val/test splits of `MultimodalSynthetic`; batches are dicts of stacked tensors."""
 
