@@ -1,6 +1,6 @@
 """Lightning's FSDPStrategy on CPU processes (gloo), for tests only: the GPU recipe's machinery (per-block
 wrap policy, activation checkpointing, sharded checkpoints and resume, torchrun's environment) run on a CPU
-machine; `FSDPProbe` records what the test checks. Lightning refuses FSDP on CPU and passes FSDP no device
+machine; `StateProbe` records what the tests check. Lightning refuses FSDP on CPU and passes FSDP no device
 when the root device is the CPU (torch then asks for an accelerator): `GlooFSDPStrategy` only wraps with
 `device_id=cpu` and leaves the rest to Lightning."""
 
@@ -44,7 +44,7 @@ def state_digest(pl_module: pl.LightningModule) -> dict[str, Any]:
             "lr": optimizer.param_groups[0]["lr"], "adam_steps": steps}
 
 
-class FSDPProbe(pl.Callback):
+class StateProbe(pl.Callback):
     """Writes `<out_dir>/rank<R>.json`: nodes and devices and the HTM permanences' range when training starts,
     the state digest before every training step, the classes FSDP wrapped as units and those under activation
     checkpointing."""

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_lightning.strategies import FSDPStrategy
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -27,6 +28,12 @@ from brainlab.nets.snn import positive_int
 from brainlab.phases.base import BestValAccuracyPhase
 
 STAGES = ("train", "val", "test")
+
+
+def rule_buffer_names(module: nn.Module) -> list[str]:
+    """Names of the buffers that modules learn by their own rule (listed in their `rule_buffers`)."""
+    return [f"{name}.{buffer}" if name else buffer for name, m in module.named_modules()
+            for buffer in getattr(m, "rule_buffers", ())]
 
 
 class BrainAIPhase(BestValAccuracyPhase):
@@ -46,6 +53,9 @@ class BrainAIPhase(BestValAccuracyPhase):
         self.acc = torch.nn.ModuleDict(
             {f"{s}_": MulticlassAccuracy(num_classes=num_classes, average="micro") for s in STAGES})
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+        # DDP broadcasts buffers from rank 0 (at start and every step; gloo and NCCL have no int16): the HTM rule
+        # keeps its permanences identical on every rank itself (all-reduced statistics), so DDP leaves them alone
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, rule_buffer_names(self))
 
     def build_net(self, cfg: Mapping[str, Any]) -> nn.Module:
         """`meta_init=true`: the net has shapes only until `configure_model` (metrics stay real tensors)."""

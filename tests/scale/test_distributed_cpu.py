@@ -1,8 +1,10 @@
-"""The FSDP recipe's machinery on two CPU processes under torchrun (gloo), as 2 nodes and as 1: a net built on
-the meta device and materialised by FSDP, per-block FSDP units, activation checkpointing, HTM permanences identical
-on every rank, sharded checkpoints every N steps, test after fit, and a resume (on the other layout) that restores
-exactly the state the uninterrupted run had. GPU throughput and memory: the `gpu` test in `test_brain_ai_train.py`
-and `python -m brainlab.bench scale` on a GPU machine."""
+"""The integrated model on two CPU processes (gloo).
+
+FSDP under torchrun, as 2 nodes and as 1: a net built on the meta device and materialised by FSDP, per-block FSDP
+units, activation checkpointing, HTM permanences identical on every rank, sharded checkpoints every N steps, test
+after fit, and a resume (on the other layout) that restores exactly the state the uninterrupted run had. DDP
+(`trainer=ddp`, spawned): replicas and HTM permanences identical on both ranks. GPU throughput and memory: the
+`gpu` test in `test_brain_ai_train.py` and `python -m brainlab.bench scale` on a GPU machine."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
+from conftest import compose_cfg
+
+from brainlab.train import run
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = [
@@ -25,7 +30,7 @@ RUN = [
     "model.meta_init=true",  # the large presets' way: built on the meta device, FSDP materialises unit by unit
     "data.samples_per_class=16", "data.test_samples_per_class=4", "callbacks.progress_bar=null", "logger=csv",
     "callbacks.step_checkpoint.every_n_train_steps=2", "trainer.enable_model_summary=false",
-    "+callbacks.fsdp_probe._target_=gloo_fsdp.FSDPProbe",
+    "+callbacks.probe._target_=gloo_fsdp.StateProbe",
 ]
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -42,7 +47,7 @@ def torchrun(out: Path, nodes: int, *overrides: str) -> dict[int, dict]:
     """`train.py` on 2 CPU processes, as `nodes` torchrun nodes (2: one process each, the multi-node path);
     returns each rank's probe record."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
-    args = ["train.py", *RUN, f"paths.output_dir={out}", f"+callbacks.fsdp_probe.out_dir={out}/probe",
+    args = ["train.py", *RUN, f"paths.output_dir={out}", f"+callbacks.probe.out_dir={out}/probe",
             f"hydra.run.dir={out}/hydra/rank${{oc.env:RANK}}", *overrides]
     launch = [sys.executable, "-m", "torch.distributed.run"]
     if nodes == 1:
@@ -96,3 +101,20 @@ def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
     for rank in (0, 1):  # weights, optimizer state, lr schedule and HTM permanences as they were at step 2
         assert set(resumed[rank]["steps"]) == {"2", "3"}
         assert resumed[rank]["steps"]["2"] == first[rank]["steps"]["2"]
+
+
+def test_ddp_keeps_replicas_and_htm_permanences_identical(tmp_path: Path) -> None:
+    """DDP leaves the int16 permanences out of its buffer broadcasts (no int16 in gloo/NCCL); the HTM rule's
+    all-reduce keeps them identical, as DDP keeps the weights."""
+    cfg = compose_cfg(tmp_path / "run", [
+        "experiment=brain_ai", "preset=tiny", "trainer=ddp", "trainer.max_epochs=1", "test=false", "logger=csv",
+        "data.samples_per_class=16", "callbacks.progress_bar=null", "trainer.enable_model_summary=false",
+        "trainer.num_sanity_val_steps=0", "+callbacks.probe._target_=gloo_fsdp.StateProbe",
+        f"+callbacks.probe.out_dir={tmp_path}/probe"])
+    run(cfg)
+    ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["layout"]["world_size"] for r in ranks] == [2, 2]
+    assert set(ranks[0]["steps"]) == set(ranks[1]["steps"]) == {"0", "1"}
+    for step in ("0", "1"):
+        assert ranks[0]["steps"][step] == ranks[1]["steps"][step]
+    assert ranks[0]["steps"]["0"]["htm"] != ranks[0]["steps"]["1"]["htm"]  # and they learn
