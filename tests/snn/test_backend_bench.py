@@ -49,3 +49,11 @@ def test_bad_bench_arguments_are_one_line(tmp_path, overrides: list[str], messag
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")) as info:
         backends.main([*overrides, "grid=false", "blog=false", f"out={tmp_path}"])
     assert "\n" not in str(info.value)
+
+
+def test_bench_cli_prints_a_bad_argument_as_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from brainlab.bench.__main__ import main
+
+    assert main(["backends", "--steps", "4"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: bench backends takes key=value overrides of conf/bench/backends.yaml, not ['--steps']")

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from brainlab.errors import BrainlabError
+
 BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts", "htm": "htm",
            "scale": "scale"}
 DEFAULT_OUT = {
@@ -58,7 +60,11 @@ def main(argv: list[str]) -> int:
     module = BENCHES[argv[0]]
     args = [a for a in argv[1:] if a != "--wandb"]
     start = time.time()
-    result = importlib.import_module(f"brainlab.bench.{module}").main(args)
+    try:
+        result = importlib.import_module(f"brainlab.bench.{module}").main(args)
+    except BrainlabError as exc:  # a bad option or input: its one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if "--wandb" in argv:
         out = Path(result["out"]) if isinstance(result, dict) and "out" in result else out_dir(module, args)
         files = [p for p in out.rglob("*") if p.suffix in {".png", ".json"} and p.stat().st_mtime >= start]

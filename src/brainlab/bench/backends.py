@@ -35,6 +35,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from brainlab.bench.cli import bench_config
 from brainlab.errors import ConfigError
 from brainlab.metrics.neuromorphic import count_costs
 from brainlab.snn.factory import reset_states
@@ -275,15 +276,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """`python -m brainlab.bench backends [key=value ...]`; `--help` prints the config and its keys."""
     import sys
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        print(OmegaConf.to_yaml(load_config([])))
+    cfg = bench_config("backends", __doc__, sys.argv[1:] if argv is None else argv, load_config)
+    if cfg is None:
         return {}
-    flags = [a for a in argv if a.startswith("--")]
-    if flags:
-        raise ConfigError(f"bench backends takes key=value overrides of conf/bench/backends.yaml, not {flags}")
-    cfg = load_config(argv)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     return run(

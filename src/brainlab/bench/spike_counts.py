@@ -20,8 +20,9 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from brainlab.bench.cli import bench_config
 from brainlab.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
@@ -123,15 +124,8 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """`python -m brainlab.bench.spike_counts [key=value ...]`; `--help` prints the config."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        print(OmegaConf.to_yaml(load_config([])))
-        return {}
-    flags = [a for a in argv if a.startswith("--")]
-    if flags:
-        raise ConfigError(f"bench spike_counts takes key=value overrides of conf/bench/spike_counts.yaml, not {flags}")
-    return run_bench(load_config(argv))
+    cfg = bench_config("spike_counts", __doc__, sys.argv[1:] if argv is None else argv, load_config)
+    return {} if cfg is None else run_bench(cfg)
 
 
 if __name__ == "__main__":
