@@ -40,6 +40,14 @@ def test_tiny_preset_trains_and_its_loss_falls(tmp_path: Path) -> None:
     assert table["brain_ai_synthetic"]["status"] == "not measured"  # synthetic data is never a dataset result
 
 
+@pytest.mark.parametrize("precision", ["bf16-mixed", "bf16-true"])
+def test_tiny_preset_trains_in_bf16(tmp_path: Path, precision: str) -> None:
+    """bf16 autocast, and bf16 weights (the spiking layers' float32 state meets bf16 weights there)."""
+    cfg = compose_cfg(tmp_path / "run", [*SMOKE, f"trainer.precision={precision}", "trainer.max_epochs=1"])
+    metrics = run(cfg)
+    assert torch.isfinite(torch.tensor(metrics["train/loss_epoch"])) and "test/acc" in metrics
+
+
 def test_htm_permanences_learn_outside_the_optimizer(tmp_path: Path) -> None:
     """One training step moves the HTM permanences (its own rule), and they are no optimizer parameter."""
     cfg = compose_cfg(tmp_path / "run", SMOKE)

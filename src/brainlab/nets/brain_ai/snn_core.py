@@ -61,7 +61,8 @@ class SpikingLayer(nn.Module):
         restore_neuron(self.neuron, self._reference)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neuron(self.linear(x))
+        # backend layers keep float32 state, so spikes come out float32: cast for weights in bf16 (bf16-true)
+        return self.neuron(self.linear(x.to(self.linear.weight.dtype)))
 
 
 class SNNCore(nn.Module):
@@ -95,4 +96,4 @@ class SNNCore(nn.Module):
         h = self.norm(x)
         for layer in self.layers:
             h = layer(h)
-        return self.readout(h) * self.gain / self.hidden_dim**0.5, h
+        return self.readout(h.to(self.readout.weight.dtype)) * self.gain / self.hidden_dim**0.5, h
