@@ -11,7 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 from brainlab.errors import ConfigError
-from brainlab.train import build, close_loggers, exit_with_one_line, finish
+from brainlab.train import build, check_ckpt_path, close_loggers, exit_with_one_line, finish
 from brainlab.utils.record import write_record
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ def merge_saved(saved: DictConfig, current: DictConfig, overrides: Sequence[str]
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint `cfg.ckpt_path` with the (already merged) config `cfg`."""
+    check_ckpt_path(cfg.ckpt_path, cfg.trainer)
     write_record(cfg, Path(cfg.paths.output_dir), seed=cfg.get("seed"))
     datamodule, model, trainer = build(cfg)
     trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)

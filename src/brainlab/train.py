@@ -51,10 +51,21 @@ def check_trainer(trainer_cfg: DictConfig) -> None:
         )
 
 
-def check_ckpt_path(ckpt_path: str | None) -> None:
-    """A checkpoint to resume from must exist (Lightning's own message comes late and long)."""
-    if ckpt_path and not Path(ckpt_path).exists():  # a directory for FSDP's sharded checkpoints
+def check_ckpt_path(ckpt_path: str | None, trainer_cfg: DictConfig | None = None) -> None:
+    """A checkpoint to resume from or test must exist (Lightning's own message comes late and long), and a sharded
+    FSDP checkpoint (a directory) needs an FSDP trainer, or consolidating into one file that any trainer loads."""
+    if not ckpt_path:
+        return
+    path = Path(ckpt_path)
+    if not path.exists():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist: point it at a .ckpt of an earlier run")
+    strategy = (trainer_cfg or {}).get("strategy", "auto")
+    strategy = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy)
+    if path.is_dir() and "fsdp" not in strategy.lower():
+        raise ConfigError(
+            f"ckpt_path={ckpt_path} is a sharded FSDP checkpoint (a directory): load it with trainer=fsdp, or "
+            "consolidate it into one file that every trainer loads: python -m "
+            f"pytorch_lightning.utilities.consolidate_checkpoint {ckpt_path} --output_file <file>.ckpt")
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, pl.Trainer]:
@@ -73,7 +84,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test at the best-validation checkpoint; write the record and `metrics.json`."""
-    check_ckpt_path(cfg.get("ckpt_path"))
+    check_ckpt_path(cfg.get("ckpt_path"), cfg.trainer)
     seed = cfg.get("seed")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
@@ -191,4 +202,4 @@ def config_path() -> str:
     return str(Path(__file__).resolve().parents[2] / "conf")
 
 
-__all__ = ["run", "main", "build", "finish", "check_trainer", "config_path", "exit_with_one_line"]
+__all__ = ["run", "main", "build", "finish", "check_trainer", "check_ckpt_path", "config_path", "exit_with_one_line"]

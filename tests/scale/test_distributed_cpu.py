@@ -2,9 +2,10 @@
 
 FSDP under torchrun, as 2 nodes and as 1: a net built on the meta device and materialised by FSDP, per-block FSDP
 units, activation checkpointing, HTM permanences identical on every rank, sharded checkpoints every N steps, test
-after fit, and a resume (on the other layout) that restores exactly the state the uninterrupted run had. DDP
-(`trainer=ddp`, spawned): replicas and HTM permanences identical on both ranks. GPU throughput and memory: the
-`gpu` test in `test_brain_ai_train.py` and `python -m brainlab.bench scale` on a GPU machine."""
+after fit (and, consolidated into one file, on a CPU trainer), and a resume (on the other layout) that restores
+exactly the state the uninterrupted run had. DDP (`trainer=ddp`, spawned): replicas and HTM permanences identical
+on both ranks. GPU throughput and memory: the `gpu` test in `test_brain_ai_train.py` and
+`python -m brainlab.bench scale` on a GPU machine."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import pytest
 import torch.distributed as dist
 from conftest import compose_cfg
 
+from brainlab.errors import ConfigError
+from brainlab.eval import evaluate
 from brainlab.train import run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +96,18 @@ def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
     assert len(losses) == 2 and losses[1] < losses[0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert "test/acc" in metrics and "test/rate/net.snn_core.layers.0.neuron" in metrics  # tested after the fit
+
+    # the sharded best checkpoint on a CPU trainer: refused with the fix; consolidated, it tests to the same figures
+    (best,) = (out / "checkpoints").glob("epoch*.ckpt")
+    current = compose_cfg(tmp_path / "eval", ["trainer=cpu"])
+    with pytest.raises(ConfigError, match="sharded FSDP checkpoint.*consolidate_checkpoint"):
+        evaluate(best, current, overrides=["trainer=cpu"])
+    single = out / "checkpoints" / "best.consolidated.ckpt"
+    subprocess.run([sys.executable, "-m", "pytorch_lightning.utilities.consolidate_checkpoint", str(best),
+                    "--output_file", str(single)], check=True, capture_output=True, timeout=300)
+    evaluated = evaluate(single, current, overrides=["trainer=cpu"])
+    assert evaluated["test/acc"] == metrics["test/acc"]
+    assert evaluated["test/loss"] == pytest.approx(metrics["test/loss"], rel=1e-4)
 
     ckpt = out / "checkpoints" / "steps" / "step0000002.ckpt"  # sharded: a directory, a shard per rank
     assert ckpt.is_dir() and {p.name for p in ckpt.glob("__*_0.distcp")} == {"__0_0.distcp", "__1_0.distcp"}
