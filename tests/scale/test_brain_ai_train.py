@@ -103,16 +103,16 @@ def test_submitit_launchers_compose(launcher: str, tmp_path: Path) -> None:
     assert launcher_cls in Plugins.instance().discover(Launcher)
 
 
-def test_submitit_local_launcher_runs_a_sweep(tmp_path: Path) -> None:
-    """The SLURM path's plugin, with its local executor: each job of a 2-seed sweep runs as a submitit job."""
+@pytest.mark.slow  # ~20 s of submitit polling: `pytest -m slow`
+def test_submitit_local_launcher_runs_a_job(tmp_path: Path) -> None:
+    """The SLURM path's plugin, with its local executor: the sweep's job runs as a submitit job."""
     cmd = [sys.executable, "train.py", "-m", "hydra/launcher=slurm_local", "experiment=brain_ai", "preset=tiny",
            "data.samples_per_class=8", "data.test_samples_per_class=2", "trainer.max_epochs=1", "logger=csv",
-           "callbacks.progress_bar=null", f"hydra.sweep.dir={tmp_path}", "seed=1,2"]
+           "callbacks.progress_bar=null", f"hydra.sweep.dir={tmp_path}", "seed=1"]
     done = subprocess.run(cmd, cwd=CONF.parent, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    for job in ("0", "1"):
-        assert "test/acc" in json.loads((tmp_path / job / "metrics.json").read_text())
-    assert len([p for p in (tmp_path / ".submitit").iterdir() if p.name != "%j"]) == 2  # one submitit job each
+    assert "test/acc" in json.loads((tmp_path / "0" / "metrics.json").read_text())
+    assert len([p for p in (tmp_path / ".submitit").iterdir() if p.name != "%j"]) == 1  # the submitit job's folder
 
 
 @pytest.mark.gpu

@@ -111,7 +111,7 @@ def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
 
     ckpt = out / "checkpoints" / "steps" / "step0000002.ckpt"  # sharded: a directory, a shard per rank
     assert ckpt.is_dir() and {p.name for p in ckpt.glob("__*_0.distcp")} == {"__0_0.distcp", "__1_0.distcp"}
-    resumed = torchrun(tmp_path / "resumed", 1, f"ckpt_path={ckpt}")  # on 1 node x 2 processes
+    resumed = torchrun(tmp_path / "resumed", 1, f"ckpt_path={ckpt}", "test=false")  # on 1 node x 2 processes
     assert resumed[1]["layout"] == {"num_nodes": 1, "devices": 2, "world_size": 2, "rank": 1}
     for rank in (0, 1):  # weights, optimizer state, lr schedule and HTM permanences as they were at step 2
         assert set(resumed[rank]["steps"]) == {"2", "3"}

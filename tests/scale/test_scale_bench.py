@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from brainlab.bench.scale import main, training_state
+from brainlab.bench.scale import error_line, main, training_state
 
 
-def test_scale_bench_times_the_recipe_and_reports_failures(tmp_path: Path) -> None:
+def test_scale_bench_times_the_recipe(tmp_path: Path) -> None:
     result = main(["--batch-sizes", "2", "--steps", "2", "--warmup", "1", "--out", str(tmp_path)])
     (row,) = result["rows"]
     assert row["status"] == "ok" and row["batch"] == 2 and row["world_size"] == 1
@@ -19,5 +19,12 @@ def test_scale_bench_times_the_recipe_and_reports_failures(tmp_path: Path) -> No
     assert json.loads((tmp_path / "scale.json").read_text())["rows"] == [row]
     assert (tmp_path / "scale.png").stat().st_size > 0
 
-    failed = main(["--batch-sizes", "2", "--steps", "2", "--precision", "nonsense", "--out", str(tmp_path / "b")])
-    assert failed["rows"][0]["status"] == "failed" and "nonsense" in failed["rows"][0]["error"]
+
+
+def test_a_failed_run_is_named_by_its_error_line() -> None:
+    output = ("Lightning warning: something\nerror: trainer settings refused by Lightning: Precision 'x' is invalid\n"
+              "\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n")
+    assert error_line(output) == "error: trainer settings refused by Lightning: Precision 'x' is invalid"
+    assert error_line("Traceback ...\nValueError: bad\nSet the environment variable HYDRA_FULL_ERROR=1") == \
+        "ValueError: bad"
+    assert error_line("") == ""
