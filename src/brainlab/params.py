@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from brainlab.errors import ConfigError
+from brainlab.nets.brain_ai.model import named_rule_buffers
 from brainlab.train import config_path, exit_with_one_line
 
 #: the guide's 7B parameter distribution (REFERENCE.md, "the guide")
@@ -67,8 +68,7 @@ def count(module: nn.Module | None) -> tuple[int, int]:
     if module is None:
         return 0, 0
     params = sum(p.numel() for p in module.parameters())
-    rule = sum(b.numel() for m in module.modules() for name, b in m.named_buffers(recurse=False)
-               if name in getattr(m, "rule_buffers", ()))
+    rule = sum(b.numel() for _, b in named_rule_buffers(module))
     return params, rule
 
 

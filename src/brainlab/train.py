@@ -33,11 +33,16 @@ LIGHTNING_FSDP = {"fsdp", "fsdp_cpu_offload", "pytorch_lightning.strategies.FSDP
                   "pytorch_lightning.strategies.fsdp.FSDPStrategy", "lightning.pytorch.strategies.FSDPStrategy"}
 
 
+def strategy_name(trainer_cfg: DictConfig | None) -> str:
+    """`trainer.strategy` as a name: the string itself, or the `_target_` of a strategy config."""
+    strategy = (trainer_cfg or {}).get("strategy", "auto")
+    return str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy)
+
+
 def check_trainer(trainer_cfg: DictConfig) -> None:
     """Refuse trainer settings this machine cannot run, with the fix."""
     accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    strategy = trainer_cfg.get("strategy", "auto")
-    strategy = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy)
+    strategy = strategy_name(trainer_cfg)
     # Lightning's own refusal (its FSDPStrategy by name or class, not subclasses), said early and with the fix
     if strategy in LIGHTNING_FSDP and (accelerator == "cpu" or not torch.cuda.is_available()):
         raise ConfigError(
@@ -59,9 +64,7 @@ def check_ckpt_path(ckpt_path: str | None, trainer_cfg: DictConfig | None = None
     path = Path(ckpt_path)
     if not path.exists():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist: point it at a .ckpt of an earlier run")
-    strategy = (trainer_cfg or {}).get("strategy", "auto")
-    strategy = str(strategy.get("_target_", "")) if isinstance(strategy, DictConfig) else str(strategy)
-    if path.is_dir() and "fsdp" not in strategy.lower():
+    if path.is_dir() and "fsdp" not in strategy_name(trainer_cfg).lower():
         raise ConfigError(
             f"ckpt_path={ckpt_path} is a sharded FSDP checkpoint (a directory): load it with trainer=fsdp, or "
             "consolidate it into one file that every trainer loads: python -m "

@@ -32,7 +32,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from brainlab.params import compose_train, count, human
+from brainlab.nets.brain_ai.model import named_rule_buffers
+from brainlab.params import build_on_meta, compose_train, count, human
 
 ROOT = Path(__file__).resolve().parents[3]
 STATE_BYTES_PER_PARAM = 16  # fp32 weight + fp32 grad + AdamW exp_avg + exp_avg_sq
@@ -81,14 +82,9 @@ class StepTimer(pl.Callback):
 def training_state(preset: str) -> tuple[int, int]:
     """(parameters + rule-learned buffer elements, bytes of training state: 16 a trained parameter plus the
     rule-learned buffers at their own size, e.g. the HTM's int16 permanences), counted on the meta device."""
-    from hydra.utils import instantiate
-
-    cfg = compose_train(["model=brain_ai", f"preset={preset}"])
-    with torch.device("meta"):
-        net = instantiate(cfg.model.net, _convert_="all")
+    net = build_on_meta(compose_train(["model=brain_ai", f"preset={preset}"]))
     trained, rule = count(net)
-    rule_bytes = sum(b.numel() * b.element_size() for m in net.modules() for name, b in m.named_buffers(recurse=False)
-                     if name in getattr(m, "rule_buffers", ()))
+    rule_bytes = sum(b.numel() * b.element_size() for _, b in named_rule_buffers(net))
     return trained + rule, trained * STATE_BYTES_PER_PARAM + rule_bytes
 
 

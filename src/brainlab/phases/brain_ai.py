@@ -23,17 +23,11 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.errors import ConfigError
-from brainlab.nets.brain_ai.model import is_on_meta, materialize
+from brainlab.nets.brain_ai.model import is_on_meta, materialize, named_rule_buffers
 from brainlab.nets.snn import positive_int
 from brainlab.phases.base import BestValAccuracyPhase
 
 STAGES = ("train", "val", "test")
-
-
-def rule_buffer_names(module: nn.Module) -> list[str]:
-    """Names of the buffers that modules learn by their own rule (listed in their `rule_buffers`)."""
-    return [f"{name}.{buffer}" if name else buffer for name, m in module.named_modules()
-            for buffer in getattr(m, "rule_buffers", ())]
 
 
 class BrainAIPhase(BestValAccuracyPhase):
@@ -55,7 +49,8 @@ class BrainAIPhase(BestValAccuracyPhase):
         self.mean_loss = torch.nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
         # DDP broadcasts buffers from rank 0 (at start and every step; gloo and NCCL have no int16): the HTM rule
         # keeps its permanences identical on every rank itself (all-reduced statistics), so DDP leaves them alone
-        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, rule_buffer_names(self))
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+            self, [name for name, _ in named_rule_buffers(self)])
 
     def build_net(self, cfg: Mapping[str, Any]) -> nn.Module:
         """`meta_init=true`: the net has shapes only until `configure_model` (metrics stay real tensors)."""

@@ -69,7 +69,7 @@ class HTMLayer(nn.Module):
             overlap = bits @ self.connected_synapses(torch.float32).t()
             # ties (e.g. silent input) broken by a fixed per-column order, so k columns always win
             tie = torch.arange(self.columns, device=overlap.device, dtype=overlap.dtype) * 1e-6
-            winners = (overlap.float() + tie).topk(self.k, dim=-1).indices
+            winners = (overlap + tie).topk(self.k, dim=-1).indices
             active = torch.zeros_like(overlap).scatter_(-1, winners, 1.0)
             if self.training:
                 self._pending = (bits.reshape(-1, self.input_bits), active.reshape(-1, self.columns))

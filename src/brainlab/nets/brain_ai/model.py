@@ -134,6 +134,12 @@ class BrainAI(nn.Module):
         return {name: getattr(self, name) for name in PARTS}
 
 
+def named_rule_buffers(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The buffers modules learn by their own rule (each lists them in `rule_buffers`), by full name."""
+    return [(f"{prefix}.{name}" if prefix else name, buffer) for prefix, m in module.named_modules()
+            for name, buffer in m.named_buffers(recurse=False) if name in getattr(m, "rule_buffers", ())]
+
+
 def is_on_meta(module: nn.Module) -> bool:
     return any(t.is_meta for t in [*module.parameters(), *module.buffers()])
 
