@@ -10,7 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from brainlab.errors import ConfigError
+from brainlab.core.aliases import rewrite_config
+from brainlab.core.errors import ConfigError
 from brainlab.train import build, check_ckpt_path, close_loggers, exit_with_one_line, finish
 from brainlab.utils.record import write_record
 
@@ -64,7 +65,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate(ckpt_path: str | Path, current: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     """Load the run's saved config, apply `overrides` from `current`, test the checkpoint."""
-    saved = OmegaConf.load(find_run_config(ckpt_path))
+    saved = rewrite_config(OmegaConf.load(find_run_config(ckpt_path)))
     cfg = merge_saved(saved, current, [*overrides, f"ckpt_path={ckpt_path}"])
     cfg.ckpt_path = str(ckpt_path)
     return run(cfg)

@@ -36,11 +36,12 @@ from nirtorch.utils import sanitize_name
 from omegaconf import OmegaConf
 from torch import nn
 
-from brainlab.errors import BrainlabError, ConfigError, DataError
+from brainlab.core.errors import BrainlabError, ConfigError, DataError
 from brainlab.eval import find_run_config
+from brainlab.nets.readout_snn import LeakyReadout
 from brainlab.snn import sinabs_backend
 from brainlab.snn.factory import is_spiking
-from brainlab.snn.fastsnn import FastSNNNeuron, LeakyReadout
+from brainlab.snn.fastsnn import FastSNNNeuron
 
 FORMATS = ("nir",)
 

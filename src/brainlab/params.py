@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.nets.brain_ai.model import named_rule_buffers
 from brainlab.train import config_path, exit_with_one_line
 

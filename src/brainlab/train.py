@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.strategies import FSDPStrategy
 
 from brainlab.callbacks.target_table import TargetTable
-from brainlab.errors import ConfigError, find_brainlab_error
+from brainlab.core.errors import ConfigError, find_brainlab_error
 from brainlab.report import print_report
 from brainlab.utils.instantiate import instantiate_dict
 from brainlab.utils.record import write_record

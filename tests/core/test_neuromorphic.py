@@ -14,7 +14,7 @@ from conftest import TINY, compose_cfg
 from PIL import Image
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.export import export_nir, load_phase, main
 from brainlab.metrics.neuromorphic import connection_sparsity, count_costs, footprint_bytes
 from brainlab.snn.sinabs_backend import neuron

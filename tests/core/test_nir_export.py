@@ -14,7 +14,7 @@ import torch
 from conftest import TINY, compose_cfg
 from torch import nn
 
-from brainlab.errors import ConfigError, DataError
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.export import (
     SilenceAfterSpike,
     export_nir,
@@ -25,9 +25,10 @@ from brainlab.export import (
     read_nir,
     to_sinabs,
 )
+from brainlab.nets.readout_snn import LeakyReadout
 from brainlab.snn.exodus_backend import ExodusNeuron
 from brainlab.snn.factory import is_spiking
-from brainlab.snn.fastsnn import FastSNNNeuron, LeakyReadout
+from brainlab.snn.fastsnn import FastSNNNeuron
 from brainlab.snn.fused import neuron as fused_neuron
 from brainlab.train import run
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from brainlab.errors import TrainingError
+from brainlab.core.errors import TrainingError
 from brainlab.phases.event_snn import EventSNN
 from brainlab.phases.schedules import warmup_cosine
 from brainlab.snn.sinabs_backend import neuron

@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import CONF, TINY, compose_cfg
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.eval import evaluate
 from brainlab.train import close_loggers, run
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tonic.transforms as T
 
+from brainlab.core.errors import ConfigError
 from brainlab.data.synthetic import SyntheticEvents
-from brainlab.errors import ConfigError
 
 
 def test_events_are_in_tonic_format_and_in_range() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from brainlab.callbacks.target_table import TargetTable, build_table, row_status, to_markdown
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 TABLE = {
     "acc": {"phase": 2, "metric": "test/acc", "value": 0.9},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.train import close_loggers, main, run
 
 

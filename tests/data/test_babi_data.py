@@ -10,6 +10,7 @@ import pytest
 import torch
 from fixtures_babi import SAMPLE, write_release
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.babi import (
     TASK_NAMES,
     BabiDataModule,
@@ -21,7 +22,6 @@ from brainlab.data.babi import (
     task_files,
     tokenize,
 )
-from brainlab.errors import ConfigError, DataError
 
 
 def datamodule(root: Path, **kw) -> BabiDataModule:

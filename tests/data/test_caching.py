@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import compose_cfg  # noqa: E402
 from fixtures_events import make_ssc  # noqa: E402
 
+from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.data.augment import ChannelDrop, RandomFlip, TimeShift  # noqa: E402
 from brainlab.data.caching import (  # noqa: E402
     DeviceFrames,
@@ -29,7 +30,6 @@ from brainlab.data.caching import (  # noqa: E402
 )
 from brainlab.data.events import Chain, FixedTimeBins  # noqa: E402
 from brainlab.data.synthetic import SyntheticEvents  # noqa: E402
-from brainlab.errors import ConfigError  # noqa: E402
 
 
 def source(n_channels: int = 16, window: int = 20_000) -> SyntheticEvents:

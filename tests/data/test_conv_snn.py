@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.nets.conv_snn import ConvSNN, PerStep
 from brainlab.snn.factory import is_spiking
 from brainlab.snn.sinabs_backend import neuron as sinabs_neuron

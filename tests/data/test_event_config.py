@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import compose_cfg  # noqa: E402
 from fixtures_events import balanced, make_shd, write_hsd  # noqa: E402
 
+from brainlab.core.errors import ConfigError, DataError, find_brainlab_error  # noqa: E402
 from brainlab.data.events import FixedTimeBins, frames_made  # noqa: E402
-from brainlab.errors import ConfigError, DataError, find_brainlab_error  # noqa: E402
 
 # (dataset, overrides, what the one-line message must say); the root is empty: checked before any file is read
 BAD = [

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import compose_cfg  # noqa: E402
 from fixtures_events import make_dvs_gesture, make_nmnist, make_shd, make_ssc  # noqa: E402
 
+from brainlab.core.errors import DataError  # noqa: E402
 from brainlab.data.events import Chain, FixedTimeBins  # noqa: E402
-from brainlab.errors import DataError  # noqa: E402
 from brainlab.train import run  # noqa: E402
 
 MAKERS = {"shd": make_shd, "ssc": make_ssc, "nmnist": make_nmnist, "dvs_gesture": make_dvs_gesture}

@@ -11,8 +11,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from brainlab.core.errors import DataError
 from brainlab.data import fmnist
-from brainlab.errors import DataError
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:

@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import TINY, compose_cfg  # noqa: E402
 
+from brainlab.core.errors import ConfigError, find_brainlab_error  # noqa: E402
 from brainlab.data.caching import DeviceBatches, DeviceFrames, MemoryCache  # noqa: E402
-from brainlab.errors import ConfigError, find_brainlab_error  # noqa: E402
 
 
 def datamodule(tmp_path: Path, *overrides: str):

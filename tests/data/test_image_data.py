@@ -13,12 +13,12 @@ import torch
 from fixtures_images import class_colour, class_names, draw_image, image_rows, write_image_folder
 from PIL import Image
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.caching import DiskCache, GpuCache, MemoryCache
 from brainlab.data.hf_images import HFImageDataModule
 from brainlab.data.image_aug import ImageAugment
 from brainlab.data.imagefolder import DecodeImage, ImageFolderDataModule, stratified_split
 from brainlab.data.imagenet import ImageNetDataModule, is_imagenet_1k
-from brainlab.errors import ConfigError, DataError
 
 SIZE = 16
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from fixtures_minari import balance_policy, needs_mujoco, recorded, write_antmaze, write_cartpole
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.minari import (
     ActionSpec,
     MinariDataModule,
@@ -19,7 +20,6 @@ from brainlab.data.minari import (
     flatten_batch,
     observation_layout,
 )
-from brainlab.errors import ConfigError, DataError
 
 DATASET = "test/cartpole/scripted-v0"
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data import miniimagenet
 from brainlab.data.miniimagenet import MiniImageNetDataModule
-from brainlab.errors import ConfigError, DataError
 
 SPLITS = {"train": 6, "val": 3, "test": 4}
 

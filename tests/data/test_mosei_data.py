@@ -20,6 +20,7 @@ from fixtures_mosei import (  # noqa: E402
     write_mult_pickle,
 )
 
+from brainlab.core.errors import ConfigError, DataError  # noqa: E402
 from brainlab.data.mosei import (  # noqa: E402
     MoseiDataModule,
     align_to_words,
@@ -27,7 +28,6 @@ from brainlab.data.mosei import (  # noqa: E402
     read_csd,
     read_folds,
 )
-from brainlab.errors import ConfigError, DataError  # noqa: E402
 
 SMALL = {"train": 12, "valid": 4, "test": 6}
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.nab import NABDataModule, write_corpus
-from brainlab.errors import ConfigError, DataError
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
 

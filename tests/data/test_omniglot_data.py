@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data import omniglot
 from brainlab.data.omniglot import OmniglotDataModule
-from brainlab.errors import ConfigError, DataError
 
 
 def draw_character(strokes: np.ndarray, rng: np.random.Generator, size: int = 105) -> Image.Image:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from brainlab.core.errors import DataError
 from brainlab.data.nab import write_corpus
-from brainlab.errors import DataError
 from brainlab.metrics import nab
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"

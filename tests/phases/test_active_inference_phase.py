@@ -17,8 +17,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from fixtures_minari import recorded, write_cartpole  # noqa: E402
 
+from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.data.minari import MinariDataModule, datasets_path  # noqa: E402
-from brainlab.errors import ConfigError  # noqa: E402
 from brainlab.nets.active_inference import ActiveInferenceNet, EFEPlanner  # noqa: E402
 from brainlab.phases.active_inference import ActiveInferencePhase  # noqa: E402
 from brainlab.train import run  # noqa: E402

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
+from brainlab.core.errors import ConfigError
 from brainlab.data.nab import write_corpus
-from brainlab.errors import ConfigError
 from brainlab.nets.backtracking_tm import BacktrackingTemporalMemory, _Stream
 from brainlab.nets.htm import HTM
 from brainlab.train import run

@@ -18,8 +18,8 @@ from test_meta_phase import episode_batch, meta_train_then_test, one_thread, tin
 from test_miniimagenet_data import write_miniimagenet  # noqa: E402
 from test_omniglot_data import write_omniglot  # noqa: E402
 
+from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.data.omniglot import OmniglotDataModule  # noqa: E402
-from brainlab.errors import ConfigError  # noqa: E402
 from brainlab.phases.meta import MAML, layer_of  # noqa: E402
 from brainlab.train import run  # noqa: E402
 

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from test_omniglot_data import write_omniglot  # noqa: E402
 
+from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.data.omniglot import OmniglotDataModule  # noqa: E402
-from brainlab.errors import ConfigError  # noqa: E402
 from brainlab.nets.conv4 import Conv4  # noqa: E402
 from brainlab.phases.meta import MAML  # noqa: E402
 from brainlab.train import run  # noqa: E402

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from fixtures_babi import write_release  # noqa: E402
 
-from brainlab.errors import ConfigError  # noqa: E402
+from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.nets.memnet import MemN2N, position_encoding  # noqa: E402
 from brainlab.phases.reasoning import (  # noqa: E402
     ReasoningPhase,

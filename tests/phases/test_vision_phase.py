@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from fixtures_images import image_rows, write_image_folder  # noqa: E402
 
-from brainlab.errors import ConfigError  # noqa: E402
+from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.nets.encoding import ImageEncoder  # noqa: E402
 from brainlab.nets.sew_resnet import SEWResNet  # noqa: E402
 from brainlab.nets.spiking_vit import SpikingViT  # noqa: E402

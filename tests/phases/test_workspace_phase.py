@@ -14,7 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from fixtures_mosei import write_csd_release, write_mult_pickle  # noqa: E402
 
-from brainlab.errors import ConfigError  # noqa: E402
+from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.metrics.sentiment import SentimentMetrics, WinCounts, seven_class  # noqa: E402
 from brainlab.nets.workspace import WorkspaceNet, winners  # noqa: E402
 from brainlab.phases.workspace import WorkspacePhase  # noqa: E402

@@ -134,7 +134,7 @@ def test_snn_core_is_built_by_the_backend_and_materialises_from_meta() -> None:
 
 @pytest.mark.parametrize("bad", [{"columns": 0}, {"sparsity": 1.5}])
 def test_htm_refuses_bad_config(bad: dict) -> None:
-    from brainlab.errors import ConfigError
+    from brainlab.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="model.net.htm"):
         HTMLayer(input_bits=4, dim=4, **bad)

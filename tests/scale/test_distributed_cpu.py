@@ -22,7 +22,7 @@ import pytest
 import torch.distributed as dist
 from conftest import compose_cfg
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.eval import evaluate
 from brainlab.train import run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from brainlab.bench import backends
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 
 def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:

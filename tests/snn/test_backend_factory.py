@@ -7,7 +7,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from brainlab.errors import ConfigError, find_brainlab_error
+from brainlab.core.errors import ConfigError, find_brainlab_error
 from brainlab.snn.factory import spiking_layers
 
 BACKENDS = ("sinabs", "fused", "fastsnn")

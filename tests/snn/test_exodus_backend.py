@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.snn import exodus_backend, sinabs_backend
 
 SETTINGS = [
@@ -102,7 +102,7 @@ def _ssc_exodus_cfg(tmp_path, *overrides: str):
 def test_ssc_exodus_experiment_runs_with_fused_on_cpu(tmp_path) -> None:
     """experiment=ssc_exodus end to end on an SSC-format fixture; on CPU it runs with backend=fused, and
     as composed (backend=exodus) it stops with the install message where sinabs-exodus is missing."""
-    from brainlab.errors import find_brainlab_error
+    from brainlab.core.errors import find_brainlab_error
     from brainlab.train import run
 
     cfg = _ssc_exodus_cfg(tmp_path)

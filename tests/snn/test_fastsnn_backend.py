@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from brainlab.errors import ConfigError
-from brainlab.snn import fastsnn
+from brainlab.core.errors import ConfigError
+from brainlab.nets.readout_snn import LeakyReadout
+from brainlab.snn import fastsnn, filters
 from brainlab.snn.fastsnn import FastSigmoidStep
 from brainlab.train import run
 
@@ -49,7 +50,7 @@ def test_gradcheck_of_the_causal_filter() -> None:
     """The threshold-free part (the membrane filter) has exact gradients."""
     current = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)
     v0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda c, v: fastsnn.causal_filter(c, 0.8, v), (current, v0))
+    assert torch.autograd.gradcheck(lambda c, v: filters.causal_filter(c, 0.8, v), (current, v0))
 
 
 def test_state_carries_over_between_calls_and_resets() -> None:
@@ -132,7 +133,7 @@ def test_cpu_kernels_equal_the_torch_path() -> None:
 
 
 def test_leaky_readout_matches_step_by_step_and_carries_state() -> None:
-    readout = fastsnn.LeakyReadout(tau=20.0, dt=2.0)
+    readout = LeakyReadout(tau=20.0, dt=2.0)
     x = torch.randn(3, 12, 4, dtype=torch.float64)
     beta, v, ref = math.exp(-2.0 / 20.0), torch.zeros(3, 4, dtype=torch.float64), []
     for t in range(12):
@@ -142,24 +143,24 @@ def test_leaky_readout_matches_step_by_step_and_carries_state() -> None:
     readout.reset_states()
     torch.testing.assert_close(torch.cat([readout(x[:, :5]), readout(x[:, 5:])], dim=1), torch.stack(ref, dim=1))
     with pytest.raises(ConfigError, match="readout_tau"):
-        fastsnn.LeakyReadout(tau=0.0)
+        LeakyReadout(tau=0.0)
 
 
 @pytest.mark.parametrize("steps", [150, 200])
 def test_blocked_filter_matches_reference_for_long_sequences(steps: int) -> None:
     """T > 2 x BLOCK takes the blocked O(T L) filter: spikes and gradients still equal the step-by-step ones."""
-    assert steps > 2 * fastsnn.BLOCK
+    assert steps > 2 * filters.BLOCK
     torch.manual_seed(4)
     layer = fastsnn.neuron(kind="lif", tau_mem=20.0, spike_threshold=1.0, surrogate_scale=5.0)
     x = (torch.randn(2, steps, 6, dtype=torch.float64) * 0.2).requires_grad_()
     x_ref = x.detach().clone().requires_grad_()
     out, out_ref = layer(x), reference(x_ref, math.exp(-1.0 / 20.0), 1.0, 5.0)
     assert torch.equal(out, out_ref) and 0 < out.sum() < 12, "some neurons spike, some stay silent"
-    assert (out.nonzero()[:, 1] >= 2 * fastsnn.BLOCK).any(), "spikes in a later block (carry between blocks)"
+    assert (out.nonzero()[:, 1] >= 2 * filters.BLOCK).any(), "spikes in a later block (carry between blocks)"
     weight = torch.randn_like(out)
     (out * weight).sum().backward()
     (out_ref * weight).sum().backward()
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-9, atol=1e-12)
     v0 = torch.randn(2, 6, dtype=torch.float64)
-    torch.testing.assert_close(fastsnn.causal_filter(x.detach(), 0.9, v0),
-                               fastsnn.causal_filter(x.detach(), 0.9, v0, block=10**6))
+    torch.testing.assert_close(filters.causal_filter(x.detach(), 0.9, v0),
+                               filters.causal_filter(x.detach(), 0.9, v0, block=10**6))

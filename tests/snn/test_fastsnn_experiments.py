@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from brainlab.snn.fastsnn import LeakyReadout
+from brainlab.nets.readout_snn import LeakyReadout
 from brainlab.train import run
 
 TESTS = Path(__file__).resolve().parents[1]

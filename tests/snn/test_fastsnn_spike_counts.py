@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from brainlab.bench import spike_counts
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 
 def test_spikes_per_sample_from_rates() -> None:

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.snn import exodus_backend, fused, sinabs_backend
 from brainlab.snn.factory import spiking_layers
 

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from brainlab.errors import BrainlabError
+from brainlab.core.errors import BrainlabError
 
 BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts", "htm": "htm",
            "scale": "scale"}

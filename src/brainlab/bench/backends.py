@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from brainlab.bench.cli import bench_config
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.metrics.neuromorphic import count_costs
 from brainlab.snn.factory import reset_states
 

@@ -40,12 +40,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import BrainlabError, ConfigError
 from brainlab.data.augment import Augment
 from brainlab.data.caching import CacheStrategy, DiskCache, GpuCache, MemoryCache, NoCache, transform_key
 from brainlab.data.events import Chain, FixedTimeBins
 from brainlab.data.ssc import SSC
-from brainlab.errors import BrainlabError, ConfigError
-from brainlab.nets.snn import FeedForwardSNN, positive_int
+from brainlab.nets.snn import FeedForwardSNN
 from brainlab.snn.factory import reset_states
 from brainlab.train import config_path
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 
 def bench_config(name: str, doc: str | None, argv: Sequence[str],

@@ -23,7 +23,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from brainlab.bench.cli import bench_config
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 

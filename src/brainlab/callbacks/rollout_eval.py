@@ -30,7 +30,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

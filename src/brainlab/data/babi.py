@@ -26,9 +26,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from brainlab.errors import ConfigError, DataError
-from brainlab.nets.snn import positive_int
-from brainlab.snn.factory import check_choice
+from brainlab.core.checks import check_choice, positive_int
+from brainlab.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

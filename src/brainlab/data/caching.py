@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from brainlab.errors import ConfigError, DataError
+from brainlab.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import tonic
 
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.data.tonic_data import TonicDataModule, event_files, no_download
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
 
 FOLDERS = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
 

@@ -22,8 +22,8 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

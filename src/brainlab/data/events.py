@@ -20,10 +20,10 @@ import tonic
 import torch
 from torch.utils.data import Dataset, Subset
 
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.augment import Augment
 from brainlab.data.caching import CacheStrategy, NoCache, transform_key
-from brainlab.errors import ConfigError, DataError
-from brainlab.nets.snn import positive_int
 
 log = logging.getLogger(__name__)
 

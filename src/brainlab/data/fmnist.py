@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.events import EventDataModule
-from brainlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

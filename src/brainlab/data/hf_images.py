@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.imagefolder import DecodeImage, ImageDataModule
 from brainlab.data.imagenet import is_imagenet_1k
-from brainlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

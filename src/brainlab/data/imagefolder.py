@@ -31,10 +31,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.caching import CacheStrategy, NoCache, transform_key
 from brainlab.data.image_aug import ImageAugment, to_unit_float
-from brainlab.errors import ConfigError, DataError
-from brainlab.nets.snn import positive_int
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.imagefolder import ImageFolderDataModule
-from brainlab.errors import ConfigError, DataError
 
 #: ILSVRC-2012 sizes (Russakovsky et al. 2015): classes, training images, validation images
 IMAGENET_CLASSES, IMAGENET_TRAIN, IMAGENET_VAL = 1000, 1_281_167, 50_000

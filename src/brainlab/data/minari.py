@@ -32,7 +32,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from brainlab.errors import ConfigError, DataError
+from brainlab.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.episodes import SPLIT_CODES, EpisodicDataModule
-from brainlab.errors import ConfigError, DataError
 
 CSVS = {split: f"{split}.csv" for split in SPLIT_CODES}
 IMAGES = "images"

@@ -16,7 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from brainlab.nets.snn import positive_int
+from brainlab.core.checks import positive_int
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 

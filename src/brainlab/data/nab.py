@@ -22,7 +22,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from brainlab.errors import ConfigError, DataError
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.metrics.nab import window_rows, windows_from_labels
 
 NAB_FILES = 58

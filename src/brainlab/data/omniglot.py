@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.episodes import EpisodicDataModule
-from brainlab.errors import ConfigError, DataError
 
 FOLDERS = {"background": "images_background", "evaluation": "images_evaluation"}
 ZIPS = ("images_background.zip", "images_evaluation.zip")

@@ -15,9 +15,9 @@ import numpy as np
 import tonic
 from torch.utils.data import Dataset, Subset
 
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.data.tonic_data import OpenOnceHDF5, TonicDataModule, check_hdf5
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import tonic
 
+from brainlab.core.checks import positive_int
 from brainlab.data.tonic_data import OpenOnceHDF5, TonicDataModule, check_hdf5
-from brainlab.nets.snn import positive_int
 
 TONIC_SPLIT = {"train": "train", "val": "valid", "test": "test"}
 

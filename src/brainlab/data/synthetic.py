@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from brainlab.core.checks import positive_int
 from brainlab.data.events import EventDataModule
-from brainlab.nets.snn import positive_int
 
 SPLITS = {"train": 0, "test": 1}
 

@@ -19,8 +19,8 @@ from urllib.parse import urlparse
 import numpy as np
 from torch.utils.data import Dataset
 
+from brainlab.core.errors import DataError
 from brainlab.data.events import EventDataModule
-from brainlab.errors import DataError
 
 log = logging.getLogger(__name__)
 

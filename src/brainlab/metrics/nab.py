@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from brainlab.errors import ConfigError, DataError
+from brainlab.core.errors import ConfigError, DataError
 
 PROFILES: dict[str, dict[str, float]] = {
     "standard": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0},

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 LOG_2PI_E = math.log(2 * math.pi * math.e)
 

@@ -27,7 +27,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 # Segment duty-cycle tiers and moving-average rates (positive activations per learning step).
 DUTY_TIERS = (0, 100, 320, 1000, 3200, 10000, 32000, 100000, 320000)

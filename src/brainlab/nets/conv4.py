@@ -12,8 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from brainlab.nets.snn import positive_int
-from brainlab.snn.factory import check_choice
+from brainlab.core.checks import check_choice, positive_int
 
 NORMS = ("batch", "none")
 

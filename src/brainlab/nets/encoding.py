@@ -13,9 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
-from brainlab.snn.factory import check_choice
+from brainlab.core.checks import check_choice, positive_int
+from brainlab.core.errors import ConfigError
 
 ENCODINGS = ("direct", "rate")
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.nets.backtracking_tm import BacktrackingTemporalMemory
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
-from brainlab.snn.factory import check_choice
+from brainlab.core.checks import check_choice, positive_int
+from brainlab.core.errors import ConfigError
 
 TYING = ("adjacent", "layerwise")
 

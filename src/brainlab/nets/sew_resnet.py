@@ -19,11 +19,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.checks import check_choice, positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.nets.conv_snn import PerStep
 from brainlab.nets.encoding import ImageSNN
-from brainlab.nets.snn import positive_int
-from brainlab.snn.factory import check_choice
 
 CONNECT: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "add": lambda a, s: a + s,

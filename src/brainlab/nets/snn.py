@@ -9,15 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.snn.factory import NeuronFactory
-
-
-def positive_int(key: str, value: Any) -> int:
-    """Return `value` as an int, refusing anything that is not a positive integer."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    return value
 
 
 def spiking_mlp(

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.nets.conv_snn import PerStep
 from brainlab.nets.encoding import ImageSNN
 from brainlab.nets.sew_resnet import conv_bn
-from brainlab.nets.snn import positive_int
 
 
 class LinearBN(nn.Module):

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.nets.active_inference import EFEPlanner
 from brainlab.phases.base import Phase, as_container
 

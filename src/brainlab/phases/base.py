@@ -21,9 +21,10 @@ from torch import nn
 from torch.distributed.fsdp import FullyShardedDataParallel
 from torchmetrics import MaxMetric
 
-from brainlab.errors import TrainingError
+from brainlab.core.aliases import rewrite_targets
+from brainlab.core.errors import TrainingError
+from brainlab.core.wrappers import unwrapped_name
 from brainlab.snn.factory import reset_states
-from brainlab.utils.wrappers import unwrapped_name
 
 
 def as_container(cfg: Any) -> Any:
@@ -75,8 +76,8 @@ class Phase(pl.LightningModule):
         is_module = isinstance(net, nn.Module)
         self.save_hyperparameters(ignore=["net"] if is_module else None, logger=False)
         for key in ("net", "optimizer", "scheduler"):
-            if key in self.hparams:
-                self.hparams[key] = as_container(self.hparams[key])
+            if key in self.hparams:  # old `_target_` strings of a checkpoint made current
+                self.hparams[key] = rewrite_targets(as_container(self.hparams[key]))
         self.net = net if is_module else self.build_net(self.hparams.net)
         self.register_load_state_dict_pre_hook(keep_neuron_states)
 

@@ -22,9 +22,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from brainlab.errors import ConfigError
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.nets.brain_ai.model import is_on_meta, materialize, named_rule_buffers
-from brainlab.nets.snn import positive_int
 from brainlab.phases.base import BestValAccuracyPhase
 
 STAGES = ("train", "val", "test")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from brainlab.nets.snn import positive_int
+from brainlab.core.checks import positive_int
 from brainlab.phases.base import BestValAccuracyPhase
 
 

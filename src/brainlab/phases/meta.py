@@ -33,7 +33,7 @@ from torch.func import functional_call, grad, vmap
 from torchmetrics import CatMetric, MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.phases.base import Phase
 
 STAGES = ("train", "val", "test")

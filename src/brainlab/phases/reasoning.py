@@ -29,10 +29,10 @@ from rich.table import Table
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from brainlab.core.checks import check_choice
+from brainlab.core.errors import ConfigError
 from brainlab.data.babi import TASK_NAMES
-from brainlab.errors import ConfigError
 from brainlab.phases.base import Phase
-from brainlab.snn.factory import check_choice
 
 log = logging.getLogger(__name__)
 

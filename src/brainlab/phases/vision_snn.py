@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.phases.base import BestValAccuracyPhase, as_container
 
 

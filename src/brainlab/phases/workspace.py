@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from pytorch_lightning.utilities import rank_zero_only
 from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
-from brainlab.errors import ConfigError
+from brainlab.core.checks import check_choice
+from brainlab.core.errors import ConfigError
 from brainlab.metrics.sentiment import SentimentMetrics, WinCounts
 from brainlab.nets.workspace import winners
 from brainlab.phases.base import Phase
-from brainlab.snn.factory import check_choice
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.snn.factory import register_spiking_type
 from brainlab.snn.sinabs_backend import RESETS, SPIKE_FNS, make_surrogate, set_train_tau
 from brainlab.snn.spec import parse_neuron

@@ -12,8 +12,7 @@ from typing import Protocol
 
 from torch import nn
 
-from brainlab.errors import ConfigError
-from brainlab.utils.wrappers import unwrapped_name
+from brainlab.core.wrappers import unwrapped_name
 
 _SPIKING_TYPES: list[type[nn.Module]] = []
 
@@ -50,11 +49,3 @@ def reset_states(modules: Iterable[nn.Module]) -> int:
             reset()
             count += 1
     return count
-
-
-def check_choice(key: str, value: str, choices: Iterable[str]) -> str:
-    """Refuse a config value outside `choices` with one line naming the key."""
-    options = sorted(choices)
-    if value not in options:
-        raise ConfigError(f"{key}={value!r} is not supported; choose one of: {', '.join(options)}")
-    return value

@@ -9,24 +9,22 @@ found in one pass (`max` over time of the crossing mask gives "fired" and "first
 backward applies the surrogate up to and including that step and runs the transposed filter once.
 It is a different neuron from sinabs's, tested against a step-by-step reference of these equations.
 
-`LeakyReadout` is the paper's non-spiking readout (a leaky integrator of the readout current, tau 20), and
-`ReadoutSNN` the feed-forward SNN with that readout as an option (`model.net.readout=leaky`).
+The paper's non-spiking leaky readout and the net with it (`ReadoutSNN`) are in `brainlab.nets.readout_snn`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numba as nb
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import FeedForwardSNN
-from brainlab.snn.factory import check_choice, register_spiking_type
+from brainlab.core.checks import check_choice
+from brainlab.core.errors import ConfigError
+from brainlab.snn.factory import register_spiking_type
+from brainlab.snn.filters import causal_filter, causal_filter_transposed, decay_powers
 from brainlab.snn.fused_cpu import rows_in_parallel
 
 KNOWN = ("kind", "spike_threshold", "tau_mem", "dt", "surrogate_scale")
@@ -45,83 +43,6 @@ class FastSigmoidStep(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> Any:
         (x,) = ctx.saved_tensors
         return grad / (ctx.scale * x.abs() + 1.0) ** 2, None
-
-
-@functools.lru_cache(maxsize=32)
-def filter_kernel(steps: int, beta: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The `(T, T)` lower-triangular matrix `K[t, k] = beta^(t-k)` for `k <= t` (cached per shape)."""
-    t = torch.arange(steps, device=device, dtype=torch.float64)
-    lag = t[:, None] - t[None, :]
-    kernel = torch.where(lag >= 0, beta ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64, device=device))
-    return kernel.to(dtype)
-
-
-def decay_powers(steps: int, beta: float, like: torch.Tensor) -> torch.Tensor:
-    """`beta^(t+1)` for t < steps, shaped `(1, T, 1)` to scale the carried-in membrane."""
-    t = torch.arange(1, steps + 1, device=like.device, dtype=torch.float64)
-    return (beta**t).to(like.dtype)[None, :, None]
-
-
-#: time steps per block of the blocked filter: one (L, L) matmul per block plus an O(T / L) carry between
-#: blocks, O(T L) work instead of the dense O(T^2) product (same values); dense when T <= 2 L
-BLOCK = 64
-
-
-def causal_filter(current: torch.Tensor, beta: float, v0: torch.Tensor | None = None, block: int = BLOCK,
-                  ) -> torch.Tensor:
-    """`V_t = beta^(t+1) v0 + sum_{k<=t} beta^(t-k) I_k` for `current` `(batch, time, features)`.
-
-    LIF: the paper's lower-triangular kernel as matmuls (dense for short T, blocked for long T); IAF: a
-    cumsum. `v0=None` (a fresh membrane) skips the carry term.
-    """
-    batch, steps, feats = current.shape
-    if beta == 1.0:
-        v = torch.cumsum(current, dim=1)
-        return v if v0 is None else v + v0.unsqueeze(1)
-    if steps <= 2 * block:
-        v = torch.matmul(filter_kernel(steps, beta, current.device, current.dtype), current)
-        return v if v0 is None else v.add_(decay_powers(steps, beta, current) * v0.unsqueeze(1))
-    n_blocks = -(-steps // block)
-    padded = torch.nn.functional.pad(current, (0, 0, 0, n_blocks * block - steps))
-    local = torch.matmul(filter_kernel(block, beta, current.device, current.dtype),
-                         padded.view(batch, n_blocks, block, feats))
-    # membrane carried into block j: sum_{m<j} beta^(L (j-1-m)) end_m (+ beta^(L j) v0)
-    ends = local[:, :, -1]
-    carry = torch.matmul(block_carry(n_blocks, beta**block, current.device, current.dtype, causal=True), ends)
-    if v0 is not None:
-        carry = carry + (beta ** (block * torch.arange(n_blocks, device=current.device, dtype=torch.float64))
-                         ).to(current.dtype)[None, :, None] * v0.unsqueeze(1)
-    local.addcmul_(decay_powers(block, beta, current).unsqueeze(1), carry.unsqueeze(2))
-    return local.view(batch, n_blocks * block, feats)[:, :steps]
-
-
-@functools.lru_cache(maxsize=32)
-def block_carry(n_blocks: int, decay: float, device: torch.device, dtype: torch.dtype, causal: bool,
-                ) -> torch.Tensor:
-    """`(nb, nb)`: `decay^(j-1-m)` for `m < j` (causal) or `decay^(m-1-j)` for `m > j` (its transpose)."""
-    j = torch.arange(n_blocks, device=device, dtype=torch.float64)
-    lag = j[:, None] - j[None, :] - 1
-    matrix = torch.where(lag >= 0, decay ** lag.clamp(min=0), torch.zeros((), dtype=torch.float64, device=device))
-    return (matrix if causal else matrix.T).to(dtype)
-
-
-def causal_filter_transposed(grad: torch.Tensor, beta: float, block: int = BLOCK) -> torch.Tensor:
-    """The adjoint of `causal_filter` in the current: `G_k = sum_{t>=k} beta^(t-k) grad_t`."""
-    batch, steps, feats = grad.shape
-    if beta == 1.0:
-        return torch.flip(torch.cumsum(torch.flip(grad, (1,)), dim=1), (1,))
-    if steps <= 2 * block:
-        return torch.matmul(filter_kernel(steps, beta, grad.device, grad.dtype).T, grad)
-    n_blocks = -(-steps // block)
-    padded = torch.nn.functional.pad(grad, (0, 0, 0, n_blocks * block - steps))
-    local = torch.matmul(filter_kernel(block, beta, grad.device, grad.dtype).T,
-                         padded.view(batch, n_blocks, block, feats))
-    # gradient flowing back into block j from later blocks: sum_{m>j} beta^(L (m-1-j)) start_m
-    starts = local[:, :, 0]
-    carry = torch.matmul(block_carry(n_blocks, beta**block, grad.device, grad.dtype, causal=False), starts)
-    rev = torch.flip(decay_powers(block, beta, grad), (1,))  # beta^(L - i) for i < L
-    local.addcmul_(rev.unsqueeze(1), carry.unsqueeze(2))
-    return local.view(batch, n_blocks * block, feats)[:, :steps]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -279,54 +200,6 @@ class FastSNNNeuron(nn.Module):
         self.spiked = self.spiked | fired
         self.fresh = False
         return spikes.reshape(x.shape).to(x.dtype)
-
-
-class LeakyReadout(nn.Module):
-    """The paper's non-spiking readout: `V_t = beta V_(t-1) + I_t`, `beta = exp(-dt / tau)`, output `V`.
-
-    Not a spiking layer (firing-rate callbacks skip it); its membrane carries over calls until reset.
-    """
-
-    def __init__(self, tau: float = 20.0, dt: float = 1.0) -> None:
-        super().__init__()
-        if float(tau) <= 0 or float(dt) <= 0:
-            raise ConfigError(f"model.net.readout_tau and dt must be > 0, got tau={tau}, dt={dt}")
-        self.tau, self.dt = float(tau), float(dt)
-        self.beta = math.exp(-self.dt / self.tau)
-        self.register_buffer("v_mem", torch.zeros(0))
-
-    def extra_repr(self) -> str:
-        return f"tau={self.tau}, dt={self.dt}, beta={self.beta:.4f}"
-
-    def reset_states(self) -> None:
-        self.v_mem = torch.zeros(0, device=self.v_mem.device)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, *trailing = x.shape
-        v0 = self.v_mem if self.v_mem.shape == (batch, *trailing) else x.new_zeros(batch, *trailing)
-        current = x.reshape(batch, x.shape[1], -1)
-        v = causal_filter(current, self.beta, v0.reshape(batch, -1).to(current.dtype)).reshape(x.shape)
-        self.v_mem = v[:, -1]
-        return v
-
-
-class ReadoutSNN(FeedForwardSNN):
-    """`FeedForwardSNN` with the readout as a knob: `linear` (brainlab's: the Linear output, which the phase
-    sums over time) or `leaky` (the FastSNN paper's non-spiking leaky integrator, `readout_tau` 20, on the
-    Linear output; the phase then sums the readout membrane over time). `readout_dt` defaults to the
-    neuron's `dt`.
-    """
-
-    def __init__(
-        self, input_shape: Sequence[int], num_classes: int, backend: Any, readout: str = "linear",
-        readout_tau: float = 20.0, readout_dt: float | None = None, neuron: Mapping[str, Any] | None = None,
-        **net: Any,
-    ) -> None:
-        super().__init__(input_shape, num_classes, backend, neuron=neuron, **net)
-        self.readout = check_choice("model.net.readout", readout, ("linear", "leaky"))
-        if readout == "leaky":
-            dt = readout_dt if readout_dt is not None else float((neuron or {}).get("dt") or 1.0)
-            self.layers.append(LeakyReadout(tau=readout_tau, dt=dt))
 
 
 def neuron(kind: str = "lif", **params: Any) -> nn.Module:

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 try:
     import triton

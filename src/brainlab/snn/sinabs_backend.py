@@ -8,7 +8,7 @@ import sinabs.activation as sa
 import sinabs.layers as sl
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 from brainlab.snn.factory import register_spiking_type
 from brainlab.snn.spec import NeuronSpec, parse_neuron, surrogate_kwargs
 

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from brainlab.errors import ConfigError
-from brainlab.snn.factory import check_choice
+from brainlab.core.checks import check_choice
+from brainlab.core.errors import ConfigError
 
 KINDS = ("iaf", "lif", "alif")
 SPIKE_FNS = ("multi", "single")

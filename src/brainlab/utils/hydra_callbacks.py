@@ -9,7 +9,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 
 def refuse_used_dir(path: str, key: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from brainlab.errors import ConfigError
+from brainlab.core.errors import ConfigError
 
 
 def instantiate_dict(cfg: DictConfig | None, group: str) -> list[Any]:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from brainlab.core.checks import positive_int
 from brainlab.nets.brain_ai.blocks import Transformer, check_heads
-from brainlab.nets.snn import positive_int
 
 
 class ConvFeatureEncoder(nn.Module):

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brainlab.core.checks import positive_int
 from brainlab.nets.active_inference import gaussian, gaussian_kl, gaussian_nll, mlp
-from brainlab.nets.snn import positive_int
 
 
 class DecisionHeads(nn.Module):

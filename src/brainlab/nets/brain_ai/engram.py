@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 
 
 class Engram(nn.Module):

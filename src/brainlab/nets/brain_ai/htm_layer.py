@@ -16,8 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 
 SCALE = 10_000  # permanence units per 1.0
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from brainlab.nets.snn import positive_int
+from brainlab.core.checks import positive_int
 
 
 class ZeroLinear(nn.Linear):

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.nets.brain_ai.audio_encoder import AudioEncoder
 from brainlab.nets.brain_ai.decision_heads import DecisionHeads
 from brainlab.nets.brain_ai.engram import Engram
@@ -33,7 +34,6 @@ from brainlab.nets.brain_ai.snn_core import SNNCore
 from brainlab.nets.brain_ai.text_encoder import TextEncoder
 from brainlab.nets.brain_ai.vision_encoder import VisionEncoder
 from brainlab.nets.brain_ai.workspace import Workspace
-from brainlab.nets.snn import positive_int
 from brainlab.snn.factory import NeuronFactory
 
 MODALITIES = ("vision", "text", "audio")

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brainlab.core.checks import positive_int
 from brainlab.nets.brain_ai.blocks import MLP, check_heads
-from brainlab.nets.snn import positive_int
 
 
 class Hop(nn.Module):

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainlab.errors import ConfigError
-from brainlab.nets.snn import positive_int, spiking_mlp
+from brainlab.core.checks import positive_int
+from brainlab.core.errors import ConfigError
+from brainlab.nets.snn import spiking_mlp
 from brainlab.snn.factory import NeuronFactory
 
 

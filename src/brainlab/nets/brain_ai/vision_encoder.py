@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from brainlab.core.checks import positive_int
 from brainlab.nets.brain_ai.blocks import Transformer, check_heads
-from brainlab.nets.snn import positive_int
 
 
 class VisionEncoder(nn.Module):

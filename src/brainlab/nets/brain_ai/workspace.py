@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from brainlab.core.checks import positive_int
 from brainlab.nets.brain_ai.blocks import CrossBlock, check_heads
-from brainlab.nets.snn import positive_int
 from brainlab.nets.workspace import GlobalWorkspace, masked_mean
 
 
