@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import nn
 
 from brainlab.core.errors import ConfigError
+from brainlab.core.paths import compose_config
 from brainlab.nets.brain_ai.model import named_rule_buffers
-from brainlab.train import config_path, exit_with_one_line
+from brainlab.train import exit_with_one_line
 
 #: the guide's 7B parameter distribution (REFERENCE.md, "the guide")
 GUIDE_7B = {
@@ -113,8 +113,7 @@ def format_table(rows: Sequence[Row], preset: str) -> str:
 
 
 def compose_train(overrides: Sequence[str]) -> DictConfig:
-    with initialize_config_dir(config_dir=config_path(), version_base="1.3"):
-        return compose(config_name="train", overrides=list(overrides))
+    return compose_config("train", overrides)
 
 
 def main(argv: Sequence[str] | None = None) -> str:

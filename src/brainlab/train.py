@@ -200,9 +200,4 @@ def lightning_config_error(exc: BaseException) -> ConfigError | None:
     return None
 
 
-def config_path() -> str:
-    """The `conf/` folder beside the entry scripts (the repository root)."""
-    return str(Path(__file__).resolve().parents[2] / "conf")
-
-
-__all__ = ["run", "main", "build", "finish", "check_trainer", "check_ckpt_path", "config_path", "exit_with_one_line"]
+__all__ = ["run", "main", "build", "finish", "check_trainer", "check_ckpt_path", "exit_with_one_line"]

@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from brainlab.bench.cli import bench_config
 from brainlab.core.errors import ConfigError
+from brainlab.core.paths import compose_config
 from brainlab.metrics.neuromorphic import count_costs
 from brainlab.snn.factory import reset_states
 
@@ -255,13 +254,7 @@ def run(
 
 def load_config(overrides: list[str]) -> DictConfig:
     """`conf/bench/backends.yaml` with Hydra overrides applied (compose API); bad overrides as one ConfigError."""
-    conf = Path(__file__).resolve().parents[3] / "conf"  # as brainlab.train.config_path (not imported: slow)
-    try:
-        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-            return compose(config_name="bench/backends", overrides=list(overrides))
-    except HydraException as err:
-        first = str(err).strip().splitlines()[0]
-        raise ConfigError(f"bench backends: {first} (keys: see conf/bench/backends.yaml)") from err
+    return compose_config("bench/backends", overrides, "bench backends")
 
 
 def resolve_device(device: str) -> str:

@@ -34,21 +34,19 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import BrainlabError, ConfigError
+from brainlab.core.paths import compose_config, config_dir
 from brainlab.data.augment import Augment
 from brainlab.data.caching import CacheStrategy, DiskCache, GpuCache, MemoryCache, NoCache, transform_key
 from brainlab.data.events import Chain, FixedTimeBins
 from brainlab.data.ssc import SSC
 from brainlab.nets.snn import FeedForwardSNN
 from brainlab.snn.factory import reset_states
-from brainlab.train import config_path
 
 N_CHANNELS, N_CLASSES = 700, 35
 GENERATOR_VERSION = 1
@@ -60,11 +58,10 @@ E2E_TARGET = 1.15
 # --- config ----------------------------------------------------------------------------------------------
 def load_config(overrides: Iterable[str] = ()) -> DictConfig:
     """`conf/bench/loading.yaml` with `key=value` overrides, resolved."""
+    cfg = compose_config("bench/loading", list(overrides), "bench loading")
     try:
-        with initialize_config_dir(config_dir=config_path(), version_base="1.3"):
-            cfg = compose(config_name="bench/loading", overrides=list(overrides))
         OmegaConf.resolve(cfg)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except OmegaConfBaseException as exc:
         raise ConfigError(f"bench loading: {str(exc).splitlines()[0]} (keys: conf/bench/loading.yaml)") from None
     for key in ("samples", "events", "batch_size", "epochs", "write_chunk", "floor_batches"):
         positive_int(f"bench.{key}", cfg[key])
@@ -146,23 +143,21 @@ def write_ssc_like(path: Path, n_samples: int, events: int, seed: int = 0, chunk
 
 def ssc_transform() -> Callable:
     """The transform of `conf/data/ssc.yaml`, as training uses it (plus the fixed time bins)."""
-    with initialize_config_dir(config_dir=config_path(), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["data=ssc", "paths.output_dir=."])
+    cfg = compose_config("train", ["data=ssc", "paths.output_dir=."])
     return Chain(instantiate(cfg.data.transform, _convert_="all"), FixedTimeBins(int(cfg.data.n_time_bins)))
 
 
 # --- model and loops ---------------------------------------------------------------------------------------
 def backends(names: list[str] | None) -> dict[str, Callable]:
     """The backend factories that run here (`conf/backend/*.yaml`); others are reported and skipped."""
-    available = sorted(p.stem for p in Path(config_path(), "backend").glob("*.yaml"))
+    available = sorted(p.stem for p in (config_dir() / "backend").glob("*.yaml"))
     if names:
         unknown = sorted(set(names) - set(available))
         if unknown:
             raise ConfigError(f"bench.backends has unknown backends {unknown}; choose from {available}")
     found = {}
     for name in (n for n in available if not names or n in names):
-        with initialize_config_dir(config_dir=config_path(), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[f"backend={name}", "paths.output_dir=."])
+        cfg = compose_config("train", [f"backend={name}", "paths.output_dir=."])
         try:
             factory = instantiate(cfg.backend)
             factory(kind="iaf")

@@ -22,18 +22,18 @@ import numpy as np
 import torch
 import yaml
 
+from brainlab.core.paths import config_dir
 from brainlab.nets.htm import HTM
-
-CONFIG = Path(__file__).resolve().parents[3] / "conf" / "model" / "htm.yaml"
 
 
 def net_config(columns: int, cells: int, tm: str = "bami") -> dict[str, Any]:
     """conf/model/htm.yaml's net (tm="backtracking": with conf/model/htm_backtracking.yaml's TM on top)."""
-    cfg = yaml.safe_load(CONFIG.read_text())["net"] if CONFIG.is_file() else {}
+    config = config_dir() / "model" / "htm.yaml"
+    cfg = yaml.safe_load(config.read_text())["net"]
     cfg.pop("_target_", None)
     cfg.update(columns=columns, cells_per_column=cells)
     if tm != "bami":
-        extra = yaml.safe_load(CONFIG.with_name(f"htm_{tm}.yaml").read_text())["net"]["tm"]
+        extra = yaml.safe_load(config.with_name(f"htm_{tm}.yaml").read_text())["net"]["tm"]
         cfg["tm"] = {**cfg.get("tm", {}), **extra}
     return cfg
 

@@ -18,32 +18,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import DictConfig
 
 from brainlab.bench.cli import bench_config
-from brainlab.core.errors import ConfigError
-
-CONF = Path(__file__).resolve().parents[3] / "conf"
+from brainlab.core.paths import compose_config
 
 
 def load_config(overrides: list[str]) -> DictConfig:
     """`conf/bench/spike_counts.yaml` with Hydra overrides applied; a bad override is one ConfigError."""
-    try:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(config_name="bench/spike_counts", overrides=list(overrides))
-    except HydraException as err:
-        first = str(err).strip().splitlines()[0]
-        raise ConfigError(f"bench spike_counts: {first} (keys: see conf/bench/spike_counts.yaml)") from err
+    return compose_config("bench/spike_counts", overrides, "bench spike_counts")
 
 
 def train_one(overrides: list[str], run_dir: Path) -> tuple[dict[str, float], DictConfig]:
     """Compose conf/train.yaml with `overrides`, train and test; return the metrics and the config."""
     from brainlab.train import run
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[*overrides, f"paths.output_dir={run_dir}"])
+    cfg = compose_config("train", [*overrides, f"paths.output_dir={run_dir}"])
     return run(cfg), cfg
 
 
