@@ -145,7 +145,7 @@ def checkpointed_gradients_match(tmp_path) -> None:
     from hydra.utils import instantiate
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
 
-    from brainlab.nets.brain_ai.blocks import checkpoint_classes
+    from brainlab.nets.brain_ai.model import checkpoint_classes
     from brainlab.snn.factory import reset_states
 
     cfg = compose_cfg(tmp_path, ["experiment=brain_ai", "preset=tiny"])

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 MOVED_TARGETS: dict[str, str] = {
     "brainlab.snn.fastsnn.ReadoutSNN": "brainlab.nets.readout_snn.ReadoutSNN",
     "brainlab.snn.fastsnn.LeakyReadout": "brainlab.nets.readout_snn.LeakyReadout",
+    "brainlab.nets.brain_ai.blocks.block_classes": "brainlab.nets.brain_ai.model.block_classes",
+    "brainlab.nets.brain_ai.blocks.checkpoint_classes": "brainlab.nets.brain_ai.model.checkpoint_classes",
 }
 
 #: a moved module (every name in it moved along): old module -> new module

@@ -91,25 +91,3 @@ class Transformer(nn.Module):
         for block in self.blocks:
             x = block(x, key_mask=key_mask)
         return self.norm(x)
-
-
-def block_classes() -> set[type[nn.Module]]:
-    """FSDP auto-wrap and activation-checkpointing units (`trainer=fsdp`): one per block.
-
-    The large layers outside transformer blocks (each spiking layer, the engram table, the decision heads) are
-    units too. Only modules entered through `forward` may be units (FSDP gathers a unit's shards in its
-    forward): the meta-learner (its `modulation` is a second entry) stays in the root unit (~100M at 7B).
-    """
-    from brainlab.nets.brain_ai.decision_heads import DecisionHeads
-    from brainlab.nets.brain_ai.engram import Engram
-    from brainlab.nets.brain_ai.reasoning import Hop
-    from brainlab.nets.brain_ai.snn_core import SpikingLayer
-
-    return {Block, CrossBlock, Hop, SpikingLayer, Engram, DecisionHeads}
-
-
-def checkpoint_classes() -> set[type[nn.Module]]:
-    """Blocks whose activations are recomputed in backward (the guide's gradient checkpointing)."""
-    from brainlab.nets.brain_ai.reasoning import Hop
-
-    return {Block, CrossBlock, Hop}

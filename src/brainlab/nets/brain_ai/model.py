@@ -25,12 +25,13 @@ from torch import nn
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
 from brainlab.nets.brain_ai.audio_encoder import AudioEncoder
+from brainlab.nets.brain_ai.blocks import Block, CrossBlock
 from brainlab.nets.brain_ai.decision_heads import DecisionHeads
 from brainlab.nets.brain_ai.engram import Engram
 from brainlab.nets.brain_ai.htm_layer import HTMLayer
 from brainlab.nets.brain_ai.meta import MetaLearner
-from brainlab.nets.brain_ai.reasoning import Reasoner
-from brainlab.nets.brain_ai.snn_core import SNNCore
+from brainlab.nets.brain_ai.reasoning import Hop, Reasoner
+from brainlab.nets.brain_ai.snn_core import SNNCore, SpikingLayer
 from brainlab.nets.brain_ai.text_encoder import TextEncoder
 from brainlab.nets.brain_ai.vision_encoder import VisionEncoder
 from brainlab.nets.brain_ai.workspace import Workspace
@@ -154,3 +155,18 @@ def materialize(module: nn.Module, device: torch.device | str = "cpu") -> nn.Mod
         if owns:
             sub.reset_parameters()
     return module
+
+
+def block_classes() -> set[type[nn.Module]]:
+    """FSDP auto-wrap and activation-checkpointing units (`trainer=fsdp`): one per block.
+
+    The large layers outside transformer blocks (each spiking layer, the engram table, the decision heads) are
+    units too. Only modules entered through `forward` may be units (FSDP gathers a unit's shards in its
+    forward): the meta-learner (its `modulation` is a second entry) stays in the root unit (~100M at 7B).
+    """
+    return {Block, CrossBlock, Hop, SpikingLayer, Engram, DecisionHeads}
+
+
+def checkpoint_classes() -> set[type[nn.Module]]:
+    """Blocks whose activations are recomputed in backward (the guide's gradient checkpointing)."""
+    return {Block, CrossBlock, Hop}
