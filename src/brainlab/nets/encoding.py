@@ -78,9 +78,9 @@ class ImageSNN(nn.Module):
     `spike_threshold` on top); subclasses map `(batch, C, H, W)` to `(batch, time, num_classes)`.
     """
 
-    def __init__(self, name: str, input_shape: Sequence[int], num_classes: int, backend: Any, encoding: str,
-                 time_steps: int, mean: Sequence[float] | None, std: Sequence[float] | None,
-                 neuron: Mapping[str, Any] | None) -> None:
+    def __init__(self, name: str, input_shape: Sequence[int], num_classes: int, backend: Any,
+                 encoding: str = "direct", time_steps: int = 4, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, neuron: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if len(input_shape) != 3:
             raise ConfigError(f"{name} needs data.input_shape = [channels, height, width], got {list(input_shape)}")

@@ -13,7 +13,7 @@ on all steps at once as `(batch * time, ...)`; with direct coding the stem conv 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -71,13 +71,10 @@ class SEWResNet(ImageSNN):
         stem: str = "imagenet",
         stem_channels: int | None = None,
         connect: str = "add",
-        encoding: str = "direct",
-        time_steps: int = 4,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        neuron: Mapping[str, Any] | None = None,
+        **image: Any,
     ) -> None:
-        super().__init__("SEWResNet", input_shape, num_classes, backend, encoding, time_steps, mean, std, neuron)
+        """`image`: the input encoding and neuron knobs every image net takes (`ImageSNN`)."""
+        super().__init__("SEWResNet", input_shape, num_classes, backend, **image)
         check_choice("model.net.block", block, ("basic", "bottleneck"))
         check_choice("model.net.stem", stem, STEMS)
         check_choice("model.net.connect", connect, CONNECT)

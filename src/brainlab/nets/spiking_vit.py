@@ -12,7 +12,7 @@ Input `(batch, C, H, W)` in [0, 1], encoded over `time_steps`; output `(batch, t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -84,13 +84,10 @@ class SpikingViT(ImageSNN):
         mlp_ratio: float = 4.0,
         attn_scale: float = 0.125,
         attn_threshold: float = 0.5,
-        encoding: str = "direct",
-        time_steps: int = 4,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        neuron: Mapping[str, Any] | None = None,
+        **image: Any,
     ) -> None:
-        super().__init__("SpikingViT", input_shape, num_classes, backend, encoding, time_steps, mean, std, neuron)
+        """`image`: the input encoding and neuron knobs every image net takes (`ImageSNN`)."""
+        super().__init__("SpikingViT", input_shape, num_classes, backend, **image)
         c_in, height, width = self.input_shape
         patch = positive_int("model.net.patch_size", patch_size)
         dim = positive_int("model.net.embed_dim", embed_dim)
