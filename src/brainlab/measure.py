@@ -1,0 +1,54 @@
+"""`brainlab measure ckpt_path=<.ckpt> [key=value ...]`: a checkpoint's neuromorphic metrics on its test set.
+
+The run's saved config is tested as `eval` does, with only the neuromorphic callback; SynOps, MACs, energy,
+sparsity and footprint are printed and written to `neuromorphic.json` / `.md` in a new folder beside the
+checkpoint's run dir (`paths.output_dir=...` to choose another).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from brainlab.core.errors import BrainlabError, ConfigError
+from brainlab.core.paths import compose_config
+
+#: callbacks a measurement does not need (the checkpoint is read, never written)
+QUIET = ("model_checkpoint", "step_checkpoint", "lr_monitor", "progress_bar", "target_table", "spike_stats",
+         "snn_media")
+
+
+def measure(argv: Sequence[str]) -> Path:
+    """Test the checkpoint named by `ckpt_path=...` in `argv`; returns the folder holding `neuromorphic.md`."""
+    from brainlab.eval import evaluate
+
+    args = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith(("+", "~")))
+    if "ckpt_path" not in args:
+        raise ConfigError("ckpt_path=<checkpoint> is required: brainlab measure ckpt_path=<run dir>/checkpoints/<f>.ckpt")
+    ckpt = Path(args["ckpt_path"])
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.get("paths.output_dir") or ckpt.resolve().parent.parent / f"measure-{stamp}")
+    overrides = [a for a in argv if not a.startswith("paths.output_dir=")]
+    overrides += [f"paths.output_dir={out}", *(f"callbacks.{name}=null" for name in QUIET)]
+    current = compose_config("eval", overrides, "brainlab measure")
+    metrics = evaluate(ckpt, current, [a for a in overrides if not a.startswith("ckpt_path=")])
+    if "test/synops" not in metrics:
+        raise ConfigError(f"ckpt_path={ckpt}: the net has no spiking layers, so there are no neuromorphic metrics")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        out = measure(list(sys.argv[1:] if argv is None else argv))
+    except BrainlabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print((out / "neuromorphic.md").read_text())
+    print(f"wrote {out / 'neuromorphic.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
