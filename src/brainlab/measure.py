@@ -26,7 +26,7 @@ def measure(argv: Sequence[str]) -> Path:
 
     args = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith(("+", "~")))
     if "ckpt_path" not in args:
-        raise ConfigError("ckpt_path=<checkpoint> is required: brainlab measure ckpt_path=<run dir>/checkpoints/<f>.ckpt")
+        raise ConfigError("ckpt_path=<checkpoint> is required: brainlab measure ckpt_path=<run>/checkpoints/<f>.ckpt")
     ckpt = Path(args["ckpt_path"])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.get("paths.output_dir") or ckpt.resolve().parent.parent / f"measure-{stamp}")
