@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hydra.utils import get_class
 
+from brainlab.core.aliases import current_target
 from brainlab.core.errors import ConfigError
 from brainlab.data.nab import write_corpus
-from brainlab.nets.backtracking_tm import BacktrackingTemporalMemory, _Stream
-from brainlab.nets.htm import HTM
+from brainlab.nets.htm import ALGORITHMS, HTM, TM_ALGORITHMS, BacktrackingTemporalMemory, TMParams
+from brainlab.nets.htm.backtracking import _Stream
 from brainlab.train import run
 
 SMALL = {
@@ -40,8 +42,7 @@ def stream(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def small_tm(**overrides: object) -> BacktrackingTemporalMemory:
-    params = {k: v for k, v in SMALL["tm"].items() if k != "algorithm"} | overrides
-    return BacktrackingTemporalMemory(columns=64, cells_per_column=4, **params)
+    return BacktrackingTemporalMemory(TMParams(columns=64, cells_per_column=4, **(SMALL["tm"] | overrides)))
 
 
 def step(tm: BacktrackingTemporalMemory, cols: list[int], learn: bool = True) -> float:
@@ -150,12 +151,20 @@ def test_batched_streams_equal_single_stream_runs() -> None:
         ({"algorithm": "nupic"}, "model.net.tm.algorithm"),
         ({"algorithm": "backtracking", "predicted_segment_decrement": 0.01}, "predicted_segment_decrement"),
         ({"algorithm": "backtracking", "pam_length": 0}, "pam_length"),
+        ({"algorithm": "backtracking", "max_seq_length": -1}, "max_seq_length"),
+        ({"pam_length": 3}, "model.net.tm.pam_length is read by algorithm=backtracking only"),
+        ({"min_threshold": 14}, "model.net.tm.min_threshold"),
+        ({"algorithm": "backtracking", "new_synapse_count": 40}, "model.net.tm.new_synapse_count"),
+        ({"max_synapses_per_segment": 300, "new_synapse_count": 20}, "max_synapses_per_segment .* <= 255"),
+        ({"initial_permanence": 1.5}, "model.net.tm.initial_permanence must be in"),
+        ({"activation_treshold": 13}, "model.net.tm.activation_treshold is not a temporal-memory setting"),
     ],
 )
-def test_bad_settings_are_refused(tm: dict, message: str) -> None:
-    net = HTM(columns=64, cells_per_column=4, tm=tm, sp={"active_columns": 4})
-    with pytest.raises(ConfigError, match=message):
-        net.reset(0.0, 1.0, 0.0)
+def test_bad_settings_are_refused_when_the_net_is_built(tm: dict, message: str) -> None:
+    """Both temporal memories share one TMParams check: a one-line ConfigError naming the key, at build time."""
+    with pytest.raises(ConfigError, match=message) as refused:
+        HTM(columns=64, cells_per_column=4, tm=tm, sp={"active_columns": 4})
+    assert "\n" not in str(refused.value)
 
 
 def test_nab_htm_with_the_backtracking_tm_end_to_end(tmp_path: Path, make_cfg: Callable[..., Any]) -> None:
@@ -194,3 +203,10 @@ def test_production_shape_is_instantiable() -> None:
     net.reset(0.0, 1.0, 0.0)
     raw = net(*stream([0.0, 0.5, 1.0]))
     assert net.tm.streams[0].N == 16384 * 64 and raw[0] == 1.0 and net.tm.n_segments > 0
+
+
+def test_every_algorithm_has_a_temporal_memory_and_the_old_module_path_resolves() -> None:
+    """`model.net.tm.algorithm` choices match the TMs; a saved `brainlab.nets.backtracking_tm` target still loads."""
+    assert set(TM_ALGORITHMS) == set(ALGORITHMS)
+    old = "brainlab.nets.backtracking_tm.BacktrackingTemporalMemory"
+    assert get_class(current_target(old)) is BacktrackingTemporalMemory

@@ -19,7 +19,9 @@ MOVED_TARGETS: dict[str, str] = {
 }
 
 #: a moved module (every name in it moved along): old module -> new module
-MOVED_MODULES: dict[str, str] = {}
+MOVED_MODULES: dict[str, str] = {
+    "brainlab.nets.backtracking_tm": "brainlab.nets.htm.backtracking",
+}
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """NuPIC's older temporal memory with backtracking (`BacktrackingTM`, the `numenta` detector of NAB), written
 from its published algorithm description for brainlab's HTM (`model.net.tm.algorithm=backtracking`).
 
-What differs from the BAMI temporal memory in `htm.py`:
+What differs from the BAMI temporal memory (`temporal_memory.py`):
 - Two cell states run side by side. The *inference* state bursts unpredicted columns; when fewer than half the
   active columns were predicted, or the predictions that follow cover fewer than half the usual number of
   columns, it *backtracks*: it replays the last `max_inf_backtrack` inputs from start cells (cell 0 of each
@@ -16,7 +16,7 @@ What differs from the BAMI temporal memory in `htm.py`:
   `activation_threshold` active synapses of any permanence (NuPIC's column confidence > 0).
 
 One `_Stream` is one detector. `BacktrackingTemporalMemory` runs B of them side by side behind the interface of
-`htm.TemporalMemory` (global column ids `b * C + c` in, raw anomaly score per stream out). Synapses live in
+`TemporalMemory` (global column ids `b * C + c` in, raw anomaly score per stream out). Synapses live in
 fixed-width segment rows; a doubly linked presynaptic index (cell -> synapse nodes, numba) makes each activity
 count touch only the synapses of the active cells.
 """
@@ -27,7 +27,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from brainlab.core.errors import ConfigError
+from brainlab.nets.htm.params import TMParams
 
 # Segment duty-cycle tiers and moving-average rates (positive activations per learning step).
 DUTY_TIERS = (0, 100, 320, 1000, 3200, 10000, 32000, 100000, 320000)
@@ -146,18 +146,18 @@ def _adapt_kernel(seg, active, new_cells, inc, dec, init, seg_pre, seg_perm, seg
 class _Stream:
     """One backtracking temporal memory (one NAB file)."""
 
-    def __init__(self, p: dict, rng: np.random.Generator) -> None:
+    def __init__(self, p: TMParams, rng: np.random.Generator) -> None:
         self.p = p
         self.rng = rng
-        C, K = p["columns"], p["cells_per_column"]
-        self.C, self.K, self.N, self.M = C, K, C * K, p["max_synapses_per_segment"]
+        C, K = p.columns, p.cells_per_column
+        self.C, self.K, self.N, self.M = C, K, C * K, p.max_synapses_per_segment
         z = lambda: np.zeros(self.N, np.uint8)  # noqa: E731
         self.inf_active, self.inf_active1, self.inf_pred, self.inf_pred1 = z(), z(), z(), z()
         self.lrn_active, self.lrn_active1, self.lrn_pred, self.lrn_pred1 = z(), z(), z(), z()
         self.col_conf = np.zeros(C, bool)  # columns with confidence > 0 (predicted, for the anomaly score)
         self.cell_nseg = np.zeros(self.N, np.int32)
         self.mark = np.zeros(self.N, bool)  # scratch
-        self.no_active = np.zeros(p["max_synapses_per_segment"], bool)
+        self.no_active = np.zeros(p.max_synapses_per_segment, bool)
         self.head = np.full(self.N, -1, np.int32)
         self._alloc_segments(256)
         self._alloc_nodes(4096)
@@ -166,7 +166,7 @@ class _Stream:
         self.uid_counter = 0
         self.lrn_iter = 0
         self.avg_density: float | None = None
-        self.pam = p["pam_length"]
+        self.pam = p.pam_length
         self.learned_len = 0
         self.reset_called = False
         self.prev_inf: list[np.ndarray] = []
@@ -269,7 +269,7 @@ class _Stream:
     def _activity(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cells = np.flatnonzero(state).astype(np.int32)
         return _activity(cells, self.head, self.node_next, self.node_seg, self.node_slot, self.seg_perm,
-                         np.float32(self.p["connected_permanence"]), self.scratch_all, self.scratch_conn)
+                         np.float32(self.p.connected_permanence), self.scratch_all, self.scratch_conn)
 
     def _duty_cycle(self, segs: np.ndarray, active: bool = False) -> np.ndarray:
         """Positive-activation duty cycle of `segs` (updated in place), NuPIC's tiered moving average."""
@@ -323,12 +323,12 @@ class _Stream:
         if seg is None:
             if new_cells.size:
                 seg = self._new_segment(cell, sequence)
-                self._add_synapses(seg, new_cells, p["initial_permanence"])
+                self._add_synapses(seg, new_cells, p.initial_permanence)
             return False
         self.seg_pos[seg] += 1
         self._duty_cycle(np.array([seg]), active=True)
-        return self._run_adapt(seg, active, new_cells, p["permanence_increment"], p["permanence_decrement"],
-                               p["initial_permanence"])
+        return self._run_adapt(seg, active, new_cells, p.permanence_increment, p.permanence_decrement,
+                               p.initial_permanence)
 
     def _trim(self, seg: int, uid: int) -> None:
         if self.seg_uid[seg] != uid:
@@ -344,7 +344,7 @@ class _Stream:
         K = self.K
         lo = 0 if K == 1 else 1  # never the start cell
         cells = c * K + np.arange(lo, K)
-        free = cells[self.cell_nseg[cells] < self.p["max_segments_per_cell"]]
+        free = cells[self.cell_nseg[cells] < self.p.max_segments_per_cell]
         if free.size:
             return int(free[self.rng.integers(free.size)])
         live = np.flatnonzero(np.isin(self.seg_cell[: self.n_segs_used], cells))
@@ -371,7 +371,7 @@ class _Stream:
 
     def _infer_phase2(self) -> bool:
         segs, act_all, act_conn = self._activity(self.inf_active)
-        thr = self.p["activation_threshold"]
+        thr = self.p.activation_threshold
         self.col_conf[:] = False
         self.col_conf[self.seg_cell[segs[act_all >= thr]] // self.K] = True
         self.inf_pred[:] = 0
@@ -416,8 +416,8 @@ class _Stream:
     def _update_inference(self, cols: np.ndarray) -> None:
         self.inf_active1[:] = self.inf_active
         self.inf_pred1[:] = self.inf_pred
-        if self.p["max_inf_backtrack"] > 0:
-            if len(self.prev_inf) > self.p["max_inf_backtrack"]:
+        if self.p.max_inf_backtrack > 0:
+            if len(self.prev_inf) > self.p.max_inf_backtrack:
                 self.prev_inf.pop(0)
             self.prev_inf.append(cols)
         if not self._infer_phase1(cols, self.reset_called) or not self._infer_phase2():
@@ -450,7 +450,7 @@ class _Stream:
         unpred = cols[~has]
         if not read_only and unpred.size:
             segs, act_all, _ = self._activity(self.lrn_active1)
-            bcols, bcells, bsegs, _ = self._best_cells(segs, act_all, p["min_threshold"], unpred)
+            bcols, bcells, bsegs, _ = self._best_cells(segs, act_all, p.min_threshold, unpred)
             best = dict(zip(bcols.tolist(), zip(bcells.tolist(), bsegs.tolist(), strict=True), strict=True))
             prev_cells = np.flatnonzero(self.lrn_active1).astype(np.int32)
             for c in unpred.tolist():
@@ -460,14 +460,14 @@ class _Stream:
                     act[cell] = 1
                     pre = self.seg_pre[seg]
                     active = (pre >= 0) & (self.lrn_active1[np.maximum(pre, 0)] == 1)
-                    new = self._choose_cells(seg, p["new_synapse_count"] - int(active.sum()), prev_cells)
+                    new = self._choose_cells(seg, p.new_synapse_count - int(active.sum()), prev_cells)
                     uid = int(self.seg_uid[seg])
                     if self._adapt(seg, cell, active, new):
                         self._trim(seg, uid)
                 else:
                     cell = self._cell_for_new_segment(c)
                     act[cell] = 1
-                    new = self._choose_cells(None, p["new_synapse_count"], prev_cells)
+                    new = self._choose_cells(None, p.new_synapse_count, prev_cells)
                     self._adapt(None, cell, self.no_active, new, sequence=True)
         return unpred.size < cols.size // 2
 
@@ -475,7 +475,7 @@ class _Stream:
         p = self.p
         self.lrn_pred[:] = 0
         segs, act_all, _ = self._activity(self.lrn_active)
-        _, cells, bsegs, acts = self._best_cells(segs, act_all, p["activation_threshold"])
+        _, cells, bsegs, acts = self._best_cells(segs, act_all, p.activation_threshold)
         self.lrn_pred[cells] = 1
         if read_only:
             return
@@ -484,7 +484,7 @@ class _Stream:
         active = (pre >= 0) & (self.lrn_active[np.maximum(pre, 0)] == 1)
         uids = self.seg_uid[bsegs]
         for j, (cell, seg, a) in enumerate(zip(cells.tolist(), bsegs.tolist(), acts.tolist(), strict=True)):
-            new = self._choose_cells(seg, p["new_synapse_count"] - a, active_cells)
+            new = self._choose_cells(seg, p.new_synapse_count - a, active_cells)
             self.queue.setdefault(cell, []).append((self.lrn_iter, seg, int(uids[j]), active[j], new))
 
     def _learn_backtrack_from(self, start: int, read_only: bool) -> bool:
@@ -537,8 +537,8 @@ class _Stream:
         p = self.p
         self.lrn_pred1[:] = self.lrn_pred
         self.lrn_active1[:] = self.lrn_active
-        if p["max_lrn_backtrack"] > 0:
-            if len(self.prev_lrn) > p["max_lrn_backtrack"]:
+        if p.max_lrn_backtrack > 0:
+            if len(self.prev_lrn) > p.max_lrn_backtrack:
                 self.prev_lrn.pop(0)
             self.prev_lrn.append(cols)
         self._process_updates(cols)
@@ -546,15 +546,15 @@ class _Stream:
             self.pam -= 1
         self.learned_len += 1
         if not self.reset_called and self._learn_phase1(cols):
-            self.pam = p["pam_length"]
-        too_long = p["max_seq_length"] != 0 and self.learned_len >= p["max_seq_length"]
+            self.pam = p.pam_length
+        too_long = p.max_seq_length != 0 and self.learned_len >= p.max_seq_length
         if self.reset_called or self.pam == 0 or too_long:
             back = 0 if self.reset_called else self._learn_backtrack()
             if back == 0:
                 self.lrn_active[:] = 0
                 self.lrn_active[cols * self.K] = 1
                 self.prev_lrn = []
-            self.pam = p["pam_length"]
+            self.pam = p.pam_length
             self.learned_len = back
             self.queue = {}
         self._learn_phase2()
@@ -578,52 +578,15 @@ class _Stream:
 
 
 class BacktrackingTemporalMemory:
-    """B independent backtracking temporal memories behind `htm.TemporalMemory`'s interface."""
+    """B independent backtracking temporal memories behind `TemporalMemory`'s interface."""
 
-    def __init__(
-        self,
-        columns: int = 2048,
-        cells_per_column: int = 32,
-        activation_threshold: int = 13,
-        min_threshold: int = 10,
-        new_synapse_count: int = 20,
-        max_synapses_per_segment: int = 32,
-        max_segments_per_cell: int = 128,
-        initial_permanence: float = 0.21,
-        connected_permanence: float = 0.5,
-        permanence_increment: float = 0.1,
-        permanence_decrement: float = 0.1,
-        predicted_segment_decrement: float = 0.0,
-        pam_length: int = 3,
-        max_inf_backtrack: int = 10,
-        max_lrn_backtrack: int = 5,
-        max_seq_length: int = 32,
-        seed: int = 1960,
-        batch: int = 1,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        if predicted_segment_decrement:
-            raise ConfigError(
-                "model.net.tm.predicted_segment_decrement has no meaning for algorithm=backtracking: set it to 0"
-            )
-        if min_threshold > activation_threshold:
-            raise ConfigError("model.net.tm.min_threshold must be <= activation_threshold")
-        if new_synapse_count > max_synapses_per_segment:
-            raise ConfigError("model.net.tm.new_synapse_count must be <= max_synapses_per_segment")
-        if pam_length < 1:
-            raise ConfigError("model.net.tm.pam_length must be >= 1 (NuPIC's backtracking TM needs pay-attention mode)")
-        self.C, self.K, self.B = columns, cells_per_column, batch
-        self.params = dict(
-            columns=columns, cells_per_column=cells_per_column, activation_threshold=activation_threshold,
-            min_threshold=min_threshold, new_synapse_count=new_synapse_count,
-            max_synapses_per_segment=max_synapses_per_segment, max_segments_per_cell=max_segments_per_cell,
-            initial_permanence=initial_permanence, connected_permanence=connected_permanence,
-            permanence_increment=permanence_increment, permanence_decrement=permanence_decrement,
-            pam_length=pam_length, max_inf_backtrack=max_inf_backtrack, max_lrn_backtrack=max_lrn_backtrack,
-            max_seq_length=max_seq_length,
-        )
+    def __init__(self, params: TMParams, batch: int = 1, device: torch.device | str = "cpu") -> None:
+        if params.algorithm != "backtracking":
+            raise ValueError(f"BacktrackingTemporalMemory runs algorithm=backtracking, got {params.algorithm!r}")
+        self.C, self.K, self.B = params.columns, params.cells_per_column, batch
+        self.params = params
         self.dev = torch.device(device)
-        self.streams = [_Stream(self.params, np.random.default_rng(seed)) for _ in range(batch)]
+        self.streams = [_Stream(params, np.random.default_rng(params.seed)) for _ in range(batch)]
         self.live = batch
 
     @property
