@@ -9,7 +9,7 @@ from brainlab.bench.scale import error_line, main, training_state
 
 
 def test_scale_bench_times_the_recipe(tmp_path: Path) -> None:
-    result = main(["--batch-sizes", "2", "--steps", "2", "--warmup", "1", "--out", str(tmp_path)])
+    result = main(["batch_sizes=[2]", "steps=2", "warmup=1", f"out={tmp_path}"])
     (row,) = result["rows"]
     assert row["status"] == "ok" and row["batch"] == 2 and row["world_size"] == 1
     assert row["samples_per_s"] > 0 and row["step_s"] > 0 and row["peak_gib"] > 0.05  # a Python process's RSS

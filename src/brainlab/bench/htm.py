@@ -1,27 +1,30 @@
 """HTM streaming speed: rows/s of the batched HTM (`brainlab.nets.htm.HTM`) per layer size and lockstep width.
 
-`python -m brainlab.bench.htm [--tm bami|backtracking] [--sizes 2048x32 16384x64] [--streams 1 16 58] [--rows 500]
-[--corpus NAB_ROOT]`
-streams the first `--rows` rows of the `--streams` longest NAB files (or generated sine-plus-noise streams
+`python -m brainlab.bench htm [tm=bami|backtracking] [sizes=[2048x32,16384x64]] [streams=[1,16,58]] [rows=500]
+[corpus=NAB_ROOT]` (conf/bench/htm.yaml; the old `--flags` still work for one release, with a deprecation line)
+streams the first `rows` rows of the `streams` longest NAB files (or generated sine-plus-noise streams
 when no corpus is given) through fresh detectors with Numenta's NAB settings (conf/model/htm.yaml) and prints
 a table of rows/s (all streams' rows / wall time of the HTM, learning on). Writes `htm.json` and `htm.png`
-under `--out`. Rates depend on the state (early rows burst more), so compare runs with the same `--rows`.
+under `out`. Rates depend on the state (early rows burst more), so compare runs with the same `rows`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 import yaml
 
+from brainlab.bench.cli import as_list, bench_config
+from brainlab.core.checks import check_choice, positive_int
 from brainlab.core.paths import config_dir
 from brainlab.nets.htm import HTM
 
@@ -98,16 +101,16 @@ def plot(results: list[dict[str, float]], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m brainlab.bench.htm", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", nargs="+", default=["2048x32", "16384x64"], help="COLUMNSxCELLS")
-    parser.add_argument("--streams", nargs="+", type=int, default=[1, 16, 58])
-    parser.add_argument("--rows", type=int, default=500)
-    parser.add_argument("--corpus", type=Path, default=None, help="a NAB checkout (default: generated streams)")
-    parser.add_argument("--tm", default="bami", choices=["bami", "backtracking"], help="temporal memory algorithm")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench/htm"))
-    args = parser.parse_args(argv)
+    cfg = bench_config("htm", __doc__, sys.argv[1:] if argv is None else argv, legacy_flags=True)
+    if cfg is None:
+        return {}
+    args = SimpleNamespace(
+        sizes=[str(s) for s in as_list(cfg.sizes)],
+        streams=[positive_int("streams[]", n) for n in as_list(cfg.streams)],
+        rows=positive_int("rows", cfg.rows), corpus=Path(cfg.corpus) if cfg.corpus else None,
+        tm=check_choice("tm", str(cfg.tm), ("bami", "backtracking")), device=str(cfg.device),
+        threads=positive_int("threads", cfg.threads), out=Path(cfg.out),
+    )
     torch.set_num_threads(args.threads)
     results = []
     print("| size | streams | rows/stream | seconds | rows/s | segments |\n|---|---|---|---|---|---|")

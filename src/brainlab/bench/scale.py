@@ -1,21 +1,21 @@
 """Scale bench: training throughput and peak memory of the integrated model (`experiment=brain_ai`) per preset
 and batch size, through the real recipe (`train.py`, Lightning's strategy, the preset's config).
 
-`python -m brainlab.bench scale [--presets tiny] [--batch-sizes 4 16] [--steps 10] [--warmup 3]
-[--trainer cpu|fsdp] [--devices N] [--precision P] [--no-checkpointing] [--workers N] [--out DIR]`
+`python -m brainlab.bench scale [presets=[tiny]] [batch_sizes=[4,16]] [steps=10] [warmup=3]
+[strategy=cpu|fsdp] [devices=N] [precision=P] [checkpointing=false] [workers=N] [out=DIR]` (conf/bench/scale.yaml;
+the old `--flags` still work for one release, with a deprecation line)
 
 Each (preset, batch size) is one `train.py` run in its own process (no validation, test or checkpoints) with
-`StepTimer`, which times the `--steps` optimizer steps after `--warmup` and reads the peak memory (CUDA: the
+`StepTimer`, which times the `steps` optimizer steps after `warmup` and reads the peak memory (CUDA: the
 most any GPU of the run allocated; CPU: the process's peak RSS). A run that runs out of memory is recorded as
 `OOM`, not an error, so a sweep over batch sizes finds what fits. Beside each row: the parameters (counted on the
 meta device) and the training state they need by arithmetic, 16 bytes a parameter (fp32 weights and grads, AdamW's
 two moments; rule-learned buffers at their own size; FSDP shards it over the GPUs).
-Writes `scale.json` and `scale.png` under `--out`.
+Writes `scale.json` and `scale.png` under `out`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -27,11 +27,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
+from brainlab.bench.cli import as_list, bench_config
+from brainlab.core.checks import check_choice, positive_int
+from brainlab.core.errors import ConfigError
 from brainlab.nets.brain_ai.model import named_rule_buffers
 from brainlab.params import build_on_meta, compose_train, count, human
 
@@ -88,7 +92,7 @@ def training_state(preset: str) -> tuple[int, int]:
     return trained + rule, trained * STATE_BYTES_PER_PARAM + rule_bytes
 
 
-def run_one(preset: str, batch: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def run_one(preset: str, batch: int, args: SimpleNamespace, work: Path) -> dict[str, Any]:
     """One `train.py` run; its StepTimer figures, or {"status": "OOM"} / {"status": "failed", ...}."""
     name = f"{preset}_b{batch}"
     result_file = work / f"{name}.json"
@@ -165,29 +169,38 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def parse(argv: Sequence[str]) -> argparse.Namespace:
+#: the old flags whose key changed (`trainer` is a config group, so the key is `strategy`)
+RENAMED_FLAGS = {"--trainer": "strategy", "--no-checkpointing": "checkpointing=false"}
+
+
+def parse(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The bench's settings from `key=value` overrides of conf/bench/scale.yaml (None after `--help`)."""
+    cfg = bench_config("scale", __doc__, argv, legacy_flags=True, renames=RENAMED_FLAGS)
+    if cfg is None:
+        return None
     gpu = torch.cuda.is_available()
-    parser = argparse.ArgumentParser(prog="python -m brainlab.bench scale", description=__doc__.split("\n")[0])
-    parser.add_argument("--presets", nargs="+", default=["tiny"])
-    parser.add_argument("--batch-sizes", nargs="+", type=int, default=[4, 16])
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--trainer", choices=["cpu", "fsdp"], default="fsdp" if gpu else "cpu")
-    parser.add_argument("--devices", type=int, default=1, help="GPUs (trainer=fsdp)")
-    parser.add_argument("--precision", default="bf16-mixed" if gpu else None)
-    parser.add_argument("--no-checkpointing", action="store_true", help="FSDP without activation checkpointing")
-    parser.add_argument("--workers", type=int, default=4 if gpu else 0)
-    parser.add_argument("--out", type=Path, default=Path("outputs/bench/scale"))
-    args = parser.parse_args(list(argv))
-    if args.steps < 1 or args.warmup < 0 or min(args.batch_sizes) < 1 or args.devices < 1:
-        parser.error("--steps, --batch-sizes and --devices must be >= 1, --warmup >= 0")
+    auto = "fsdp" if gpu else "cpu"
+    trainer = check_choice("strategy", auto if cfg.strategy == "auto" else str(cfg.strategy), ("cpu", "fsdp"))
+    args = SimpleNamespace(
+        presets=[str(p) for p in as_list(cfg.presets)],
+        batch_sizes=[positive_int("batch_sizes[]", b) for b in as_list(cfg.batch_sizes)],
+        steps=positive_int("steps", cfg.steps), warmup=int(cfg.warmup), trainer=trainer,
+        devices=positive_int("devices", cfg.devices),
+        precision=("bf16-mixed" if gpu else None) if cfg.precision == "auto" else cfg.precision,
+        no_checkpointing=not cfg.checkpointing,
+        workers=(4 if gpu else 0) if cfg.workers == "auto" else int(cfg.workers), out=Path(cfg.out),
+    )
+    if args.warmup < 0:
+        raise ConfigError(f"warmup={args.warmup} must be >= 0")
     if args.trainer == "cpu" and args.devices != 1:
-        parser.error("--devices applies to --trainer fsdp")
+        raise ConfigError("devices applies to strategy=fsdp (with strategy=cpu leave devices=1)")
     return args
 
 
 def main(argv: Sequence[str]) -> dict[str, Any]:
     args = parse(argv)
+    if args is None:
+        return {}
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / time.strftime("%Y%m%d-%H%M%S")
     work.mkdir()
