@@ -4,8 +4,9 @@ Permanences are an int16 *buffer* `(columns, input_bits)` in units of 1e-4 (-1 =
 pool): never a parameter, so they are outside the optimizer and outside FSDP's flat parameters, and integer,
 so mixed precision never casts them (FSDP casts floating buffers only). Each token activates the top-k
 columns by overlap with the connected synapses (permanence >= `connected`); after the optimizer step
-`apply_learning()` applies the Hebbian rule to the winners (+inc on active inputs, -dec on inactive ones),
-summed over the batch's tokens and all-reduced over data-parallel ranks, so every replica stays identical.
+`apply_learning()` applies the NAB spatial pooler's Hebbian rule (`nets.htm.spatial_pooler.hebbian_delta`: +inc
+on active inputs, -dec on inactive ones) to the winners, summed over the batch's tokens and all-reduced over
+data-parallel ranks, so every replica stays identical.
 The active columns are read out (a trained low-rank projection) into the residual stream. The guide's 7B row:
 16K columns (~200M, most of it permanences).
 """
@@ -18,6 +19,7 @@ from torch import nn
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
+from brainlab.nets.htm.spatial_pooler import hebbian_delta
 
 SCALE = 10_000  # permanence units per 1.0
 
@@ -88,7 +90,7 @@ class HTMLayer(nn.Module):
             stats = torch.cat([co.flatten(), wins])
             dist.all_reduce(stats)
             co, wins = stats[: co.numel()].view_as(co), stats[co.numel():]
-        delta = self.inc * co - self.dec * (wins[:, None] - co)
+        delta = hebbian_delta(co, wins[:, None], self.inc, self.dec)
         pot = self.permanence >= 0
         new = (self.permanence.float() + delta).clamp_(0, SCALE)
         self.permanence.copy_(torch.where(pot, new, self.permanence.float()).to(torch.int16))

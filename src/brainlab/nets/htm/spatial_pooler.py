@@ -7,6 +7,12 @@ import torch
 from brainlab.core.errors import ConfigError
 
 
+def hebbian_delta(co: torch.Tensor, wins: torch.Tensor | float, inc: float, dec: float) -> torch.Tensor:
+    """The spatial pooler's Hebbian rule for winning columns: +inc for each win with the input on, -dec for each
+    win with it off. `co` (..., inputs): wins with the input on; `wins`: all wins (broadcast against `co`)."""
+    return co * (inc + dec) - dec * wins
+
+
 class SpatialPooler:
     """Global-inhibition spatial pooler for B independent streams (dim 0), as Numenta's C++ SP: overlap with
     connected proximal synapses, boosting, k winners, Hebbian permanence learning on the winners (trimmed
@@ -81,9 +87,8 @@ class SpatialPooler:
         x.scatter_(1, bits, 1.0)
         b = torch.arange(n, device=bits.device)[:, None].expand_as(winners)[ok]
         c = winners[ok]
-        delta = (x.index_select(0, b)[:, : self.I] * (self.inc + self.dec) - self.dec) * self.potential.index_select(
-            0, c
-        )
+        delta = hebbian_delta(x.index_select(0, b)[:, : self.I], 1.0, self.inc, self.dec)
+        delta = delta * self.potential.index_select(0, c)
         before = self._rows(b, c)
         rows = (before + delta).clamp_(0.0, 1.0)
         self._write(b, c, before, rows.masked_fill_(rows < self.trim, 0.0))
