@@ -16,7 +16,14 @@ from torch import nn
 
 from brainlab.core.errors import ConfigError
 from brainlab.export import export_nir, load_phase, main
-from brainlab.metrics.neuromorphic import connection_sparsity, count_costs, footprint_bytes
+from brainlab.metrics.neuromorphic import (
+    connection_sparsity,
+    count_costs,
+    dense_ops,
+    footprint_bytes,
+    layer_ops,
+    measure,
+)
 from brainlab.snn.sinabs_backend import neuron
 from brainlab.train import close_loggers, run
 
@@ -35,35 +42,74 @@ def test_synops_macs_and_sparsity_match_hand_counts_with_batch_of_two() -> None:
     net = hand_net()
     x = torch.zeros(2, 2, 4)  # (batch, time, features)
     x[0, 0] = torch.tensor([1.0, 0, 1, 0])  # 2 input spikes
-    x[1, 1] = torch.tensor([0, 2.0, 0, 1])  # a double spike + 1: 3 accumulating events
+    x[1, 1] = torch.tensor([0, 2.0, 0, 1])  # a double spike + 1
     with count_costs(net) as counts:
         out = net(x)
-    # layer 1: 5 input spikes x fan-out 3; IAF: sample 0 fires neurons 0 and 2 at t0, sample 1 neuron 1 at t1
-    # layer 2: 3 output spikes x fan-out 2
-    assert counts.samples == 2
-    assert counts.synops == 5 * 3 + 3 * 2
-    assert counts.macs == 0
     summary = counts.summary(e_ac_pj=1.0, e_mac_pj=10.0)
-    assert summary["synops"] == pytest.approx(21 / 2)
+    # layer 1 sees a 2: the whole call counts as MACs (NeuroBench's rule). Non-zero weights: the diagonal (0,0),
+    # (1,1), (2,2): sample 0 inputs 0 and 2 -> 2 pairs, sample 1 inputs 1 and 3 -> 1 pair (input 3 has no synapse).
+    # Spike-count weighted: 1 + 1 + 2 x 1 = 4. IAF: sample 0 fires neurons 0 and 2 at t0, sample 1 neuron 1 at t1.
+    # Layer 2: 3 binary spikes x 2 non-zero synapses = 6 accumulates.
+    assert counts.samples == 2
+    assert summary["macs"] == pytest.approx(3 / 2)
+    assert summary["synops"] == pytest.approx(6 / 2)
+    assert summary["synops_spike_count"] == pytest.approx((4 + 6) / 2)
+    assert summary["dense_ops"] == pytest.approx((2 * 2 * 4 * 3 + 2 * 2 * 3 * 2) / 2)
+    assert summary["membrane_updates"] == pytest.approx(2 * 3)  # 3 neurons x 2 steps per sample
     assert summary["activation_sparsity"] == pytest.approx(1 - 3 / (2 * 2 * 3))
-    assert summary["energy_uj"] == pytest.approx(21 / 2 * 1.0 * 1e-6)
+    assert summary["energy_uj"] == pytest.approx((3 * 1.0 + 1.5 * 10.0) * 1e-6)
     assert out.shape == (2, 2, 2)
 
-    real = torch.full((2, 2, 4), 0.25)  # real-valued input: dense MACs for layer 1 (2*2 rows x 4 x 3)
+    real = torch.full((2, 2, 4), 0.25)  # real-valued input: effective MACs skip the 9 zero weights of layer 1
     net[1].reset_states()
     with count_costs(net) as counts:
         net(real)
-    assert counts.macs == 2 * 2 * 4 * 3
-    assert counts.summary(1.0, 10.0)["energy_uj"] == pytest.approx((counts.synops + 10 * 48) / 2 * 1e-6)
+    summary = counts.summary(1.0, 10.0)
+    assert summary["macs"] == pytest.approx(2 * 2 * 3 / 2)
+    assert summary["dense_ops"] == pytest.approx(36)
+
+
+def test_conv_counts_respect_stride_padding_groups_and_dilation() -> None:
+    conv = nn.Conv1d(1, 1, 3, stride=2, padding=1, bias=False)
+    x = torch.zeros(1, 1, 8)
+    x[..., [0, 1, 2, 7]] = 1  # windows (-1..1) (1..3) (3..5) (5..7) see 2 + 2 + 0 + 1 spike-synapse pairs
+    assert layer_ops(conv, x) == (5.0, 5.0)
+    assert dense_ops(conv, x.shape) == 2 + 3 + 3 + 3  # the first window overlaps the zero padding
+    grouped = nn.Conv2d(4, 6, 3, padding=2, dilation=2, groups=2, bias=False)
+    with torch.no_grad():
+        grouped.weight.fill_(1.0)
+    x = torch.zeros(1, 4, 5, 5)
+    x[0, 0, 2, 2] = 1  # one spike in group 0: reaches 3 output channels x 9 positions
+    assert layer_ops(grouped, x)[0] == 3 * 9
+    with torch.no_grad():
+        grouped.weight[0] = 0  # output channel 0 pruned: its synapses are not operations
+    assert layer_ops(grouped, x)[0] == 2 * 9
+
+
+def test_silent_and_saturated_layers_are_warned_about() -> None:
+    net = hand_net()
+    with torch.no_grad():
+        net[0].weight.zero_()
+    with pytest.warns(UserWarning, match=r"spiking layer 1 is silent"):
+        summary = measure(net, [torch.ones(2, 3, 4)])
+    assert summary["silent_layers"] == ["1"] and summary["saturated_layers"] == []
+    with torch.no_grad():
+        net[0].weight.fill_(5.0)
+    with pytest.warns(UserWarning, match=r"spiking layer 1 is saturated"):
+        summary = measure(net, [(torch.ones(2, 3, 4), torch.zeros(2))])  # (inputs, targets) batches too
+    assert summary["saturated_layers"] == ["1"] and summary["samples"] == 2
 
 
 def test_connection_sparsity_and_footprint() -> None:
     net = hand_net()
     assert connection_sparsity(net) == pytest.approx((12 - 3) / (12 + 6))
-    # 18 float32 weights + the IAF threshold; the membrane state is still empty
+    # 18 float32 weights + the IAF threshold; neuron state is never counted, whatever the batch size
     assert footprint_bytes(net) == (18 + 1) * 4
     net(torch.zeros(2, 1, 4))  # state of 2 x 3 membranes now held
-    assert footprint_bytes(net) == (18 + 1 + 6) * 4
+    assert footprint_bytes(net) == (18 + 1) * 4
+    net[1].reset_states()
+    net(torch.zeros(5, 1, 4))
+    assert footprint_bytes(net) == (18 + 1) * 4
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +124,11 @@ def trained_run(tmp_path_factory) -> Path:
 
 def test_run_reports_neuromorphic_metrics_beside_accuracy(trained_run: Path) -> None:
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    for key in ("test/synops", "test/macs", "test/energy_uj", "test/activation_sparsity", "test/footprint_bytes"):
+    for key in ("test/synops", "test/macs", "test/dense_ops", "test/energy_uj", "test/activation_sparsity",
+                "test/connection_sparsity", "test/footprint_bytes", "test/membrane_updates"):
         assert key in metrics
-    assert metrics["test/synops"] > 0
+    assert metrics["test/synops"] + metrics["test/macs"] > 0
+    assert metrics["test/dense_ops"] >= metrics["test/synops"] + metrics["test/macs"]
     assert 0 < metrics["test/activation_sparsity"] < 1
     assert metrics["test/activation_sparsity"] == pytest.approx(1 - metrics["test/rate/mean"], abs=0.05)
     table = (trained_run / "targets.md").read_text()
