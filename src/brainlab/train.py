@@ -22,6 +22,7 @@ from pytorch_lightning.strategies import FSDPStrategy
 
 from brainlab.callbacks.target_table import TargetTable
 from brainlab.core.errors import ConfigError, find_brainlab_error
+from brainlab.loggers import hide_lightning_tips
 from brainlab.report import print_report
 from brainlab.utils.instantiate import instantiate_dict
 from brainlab.utils.record import write_record
@@ -78,6 +79,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     model = instantiate(cfg.model, _recursive_=False)
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_dict(cfg.get("logger"), "logger")
+    hide_lightning_tips()
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
@@ -105,7 +107,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if isinstance(trainer.strategy, FSDPStrategy) and cfg.get("train", True):
             model = fresh_for_sharded_test(cfg, best)
         if model is not None:
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)  # the report prints
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
 
     finish(trainer, metrics, output_dir)
@@ -127,10 +129,10 @@ def finish(trainer: pl.Trainer, metrics: dict[str, float], output_dir: Path) -> 
     if not trainer.is_global_zero:
         return
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    has_table = any(isinstance(c, TargetTable) for c in trainer.callbacks)
+    table = next((c for c in trainer.callbacks if isinstance(c, TargetTable)), None)
     table_file = output_dir / "targets.json"
-    rows = json.loads(table_file.read_text()) if has_table and table_file.is_file() else []
-    print_report(metrics, rows, output_dir)
+    rows = json.loads(table_file.read_text()) if table is not None and table_file.is_file() else []
+    print_report(metrics, rows, output_dir, target=table.target if table is not None else None)
 
 
 def close_loggers() -> None:
