@@ -1,5 +1,5 @@
 """Minari datasets generated offline for tests: recorded in real gymnasium environments with
-`minari.create_dataset_from_buffers` (brainlab.data.minari.write_dataset) and read back through minari's API.
+`minari.create_dataset_from_buffers` (tests/helpers/minari_writer.py) and read back through minari's API.
 
 - CartPole (classic control, no extra packages): a scripted balancing controller with some random actions.
 - AntMaze_UMaze-v5 (gymnasium-robotics + mujoco): random joint torques, a few short episodes.
@@ -18,8 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-
-from brainlab.data.minari import write_dataset
+from helpers.minari_writer import write_dataset
 
 ANTMAZE_ENV = "gymnasium_robotics:AntMaze_UMaze-v5"
 MUJOCO_REQUIREMENTS = ["gymnasium-robotics>=1.4", "mujoco>=3"]

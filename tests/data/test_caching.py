@@ -220,7 +220,7 @@ def test_every_strategy_serves_each_real_reader_exactly_as_none(name: str, tmp_p
         dm.setup("fit")
         out = []
         for split in ("val", "test"):
-            batches = list(dm._loader(split, shuffle=False))
+            batches = list(dm.loader(split, shuffle=False))
             out += [torch.cat([b[0] for b in batches]).cpu().numpy(), torch.cat([b[1] for b in batches]).numpy()]
         return out
 

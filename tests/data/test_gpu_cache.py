@@ -38,11 +38,11 @@ def check_same_as_none(tmp_path: Path, device: str) -> None:
     none = datamodule(tmp_path, "cache=none")
     gpu = datamodule(tmp_path, "cache=gpu", f"cache.device={device}", "data.num_workers=2")  # ignored
     for split in ("val", "test"):  # unshuffled: the same frames in the same order
-        loader = gpu._loader(split, shuffle=False)
+        loader = gpu.loader(split, shuffle=False)
         assert isinstance(loader, DeviceBatches), "no DataLoader (and so no workers) for cache=gpu"
         first = next(iter(loader))
         assert first[0].device.type == device and first[1].device.type == device
-        got, want = frames_of(loader), frames_of(none._loader(split, shuffle=False))
+        got, want = frames_of(loader), frames_of(none.loader(split, shuffle=False))
         np.testing.assert_array_equal(got[0], want[0])
         np.testing.assert_array_equal(got[1], want[1])
     store = gpu.datasets["train"]
@@ -51,7 +51,7 @@ def check_same_as_none(tmp_path: Path, device: str) -> None:
     dense = len(store) * store.frame_size * 4
     assert store.nbytes < dense / 3, f"{store.nbytes} B on the device vs {dense} B dense"
     epoch = frames_of(gpu.train_dataloader())  # shuffled: every training sample once
-    want = frames_of(none._loader("train", shuffle=False))
+    want = frames_of(none.loader("train", shuffle=False))
     assert sorted(epoch[1].tolist()) == sorted(want[1].tolist())
     assert np.isclose(epoch[0].sum(), want[0].sum())
 

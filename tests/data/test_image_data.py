@@ -17,8 +17,9 @@ from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.caching import DiskCache, GpuCache, MemoryCache
 from brainlab.data.hf_images import HFImageDataModule
 from brainlab.data.image_aug import ImageAugment
-from brainlab.data.imagefolder import DecodeImage, ImageFolderDataModule, stratified_split
+from brainlab.data.imagefolder import DecodeImage, ImageFolderDataModule
 from brainlab.data.imagenet import ImageNetDataModule, is_imagenet_1k
+from brainlab.data.splits import stratified_split
 
 SIZE = 16
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.nab_corpus import write_corpus
 
 from brainlab.core.errors import ConfigError, DataError
-from brainlab.data.nab import NABDataModule, write_corpus
+from brainlab.data.nab import NABDataModule
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.nab_corpus import write_corpus
 
 from brainlab.core.errors import DataError
-from brainlab.data.nab import write_corpus
 from brainlab.metrics import nab
 
 REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers.nab_corpus import write_corpus
 from hydra.utils import get_class
 
 from brainlab.core.aliases import current_target
 from brainlab.core.errors import ConfigError
-from brainlab.data.nab import write_corpus
 from brainlab.nets.htm import ALGORITHMS, HTM, TM_ALGORITHMS, BacktrackingTemporalMemory, TMParams
 from brainlab.nets.htm.backtracking import _Stream
 from brainlab.train import run

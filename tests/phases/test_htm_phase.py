@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers.nab_corpus import write_corpus
 
-from brainlab.data.nab import write_corpus
 from brainlab.metrics import nab
 from brainlab.nets.htm import HTM, AnomalyLikelihood, Encoder, spatial_anomaly
 from brainlab.train import run

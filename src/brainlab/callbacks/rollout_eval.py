@@ -34,7 +34,8 @@ from brainlab.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-DATAMODULE_API = ("make_env", "flatten_observation", "action_spec", "normalized_score")
+DATAMODULE_API = ("make_env", "flatten_observation", "action_spec", "normalized_score", "requirements", "dataset_id",
+                  "is_full_dataset")  # brainlab.core.datamodule.EnvironmentData
 
 
 def build_failure(exc: BaseException) -> bool:
@@ -111,10 +112,10 @@ class RolloutEvaluation(pl.Callback):
         except Exception as exc:
             if not build_failure(exc):
                 raise
-            requirements = list(getattr(dm, "requirements", []) or [])
+            requirements = list(dm.requirements)
             fix = (f"pip install {' '.join(repr(r) for r in requirements)}" if requirements else
                    "install the package that provides it (MuJoCo tasks such as AntMaze: pip install -e '.[mujoco]')")
-            self.skip_reason = (f"rollouts skipped: the environment of {getattr(dm, 'dataset_id', '?')} cannot be "
+            self.skip_reason = (f"rollouts skipped: the environment of {dm.dataset_id} cannot be "
                                 f"built ({type(exc).__name__}: {exc}); {fix}")
             log.warning("%s", self.skip_reason)
             print(self.skip_reason)
@@ -195,7 +196,7 @@ class RolloutEvaluation(pl.Callback):
         """rollouts.json (every episode) and rollouts.md (the summary, or why there is none)."""
         out = self.output_dir or Path(trainer.default_root_dir)
         out.mkdir(parents=True, exist_ok=True)
-        record = {"dataset_id": getattr(dm, "dataset_id", None), "full_dataset": getattr(dm, "is_full_dataset", None),
+        record = {"dataset_id": dm.dataset_id, "full_dataset": dm.is_full_dataset,
                   "episodes_requested": self.episodes, "seed": self.seed, "max_steps": self.max_steps,
                   "skip_reason": self.skip_reason, "notes": self.notes, "summary": self.summary,
                   "episodes": self.episodes_played}

@@ -12,6 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
+from brainlab.core.datamodule import full_dataset
 from brainlab.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class TargetTable(pl.Callback):
     def measured(self, trainer: pl.Trainer) -> tuple[bool, str]:
         """Whether the test metric is the dataset's own, and why not."""
         datamodule = trainer.datamodule
-        if datamodule is not None and not getattr(datamodule, "is_full_dataset", True):
+        if datamodule is not None and not full_dataset(datamodule):
             return False, "not the full dataset"
         limit = trainer.limit_test_batches
         if trainer.fast_dev_run or (isinstance(limit, float) and limit < 1.0) or isinstance(limit, int):

@@ -1,1 +1,3 @@
-"""One LightningDataModule per dataset; `events.py` is the shared base for event data."""
+"""One LightningDataModule per dataset over shared machinery: `base` (the DataModule bases and the interface
+phases read), `loaders` (loader settings), `splits` (seeded splits), `caching` (cache strategies), `events` (the
+event path) and `images` (the image path). Imports only `brainlab.core`."""

@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from brainlab.core.babi_tasks import TASK_NAMES
 from brainlab.core.checks import check_choice, positive_int
 from brainlab.core.errors import ConfigError, DataError
+from brainlab.data.base import SplitDataModule
+from brainlab.data.splits import check_fraction
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +37,6 @@ RELEASE = "tasks_1-20_v1-2"
 ARCHIVE = "tasks_1-20_v1-2.tar.gz"
 URL = "http://www.thespermwhale.com/jaseweston/babi/tasks_1-20_v1-2.tar.gz"
 VARIANTS = ("en", "en-10k", "hn", "hn-10k", "shuffled", "shuffled-10k", "en-valid", "en-valid-10k")
-TASK_NAMES: dict[int, str] = {
-    1: "single-supporting-fact", 2: "two-supporting-facts", 3: "three-supporting-facts",
-    4: "two-arg-relations", 5: "three-arg-relations", 6: "yes-no-questions", 7: "counting",
-    8: "lists-sets", 9: "simple-negation", 10: "indefinite-knowledge", 11: "basic-coreference",
-    12: "conjunction", 13: "compound-coreference", 14: "time-reasoning", 15: "basic-deduction",
-    16: "basic-induction", 17: "positional-reasoning", 18: "size-reasoning", 19: "path-finding",
-    20: "agents-motivations",
-}
 #: Questions per task in the published release: 1000 train (10000 for *-10k) and 1000 test;
 #: the en-valid* folders split the same training questions into train + valid.
 TEST_QUESTIONS = 1000
@@ -271,7 +265,7 @@ def select_tasks(task: int | None, tasks: Sequence[int] | None) -> list[int]:
     return sorted(chosen)
 
 
-class BabiDataModule(pl.LightningDataModule):
+class BabiDataModule(SplitDataModule):
     """The 20 bAbI tasks (or a subset), trained jointly; one model per task is `data.task=<N>` (or a sweep).
 
     Vocabulary and answer classes come from the training files of the chosen tasks and travel with the
@@ -279,6 +273,7 @@ class BabiDataModule(pl.LightningDataModule):
     """
 
     dataset_name = "babi"
+    collate_fn = staticmethod(collate_babi)
 
     def __init__(
         self,
@@ -294,20 +289,13 @@ class BabiDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         download: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, pin_memory)
         self.root = Path(root)
         self.variant = check_choice("data.variant", variant, VARIANTS)
         self.task_ids = select_tasks(task, tasks)
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction!r}")
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
         self.max_memory = None if max_memory is None else positive_int("data.max_memory", max_memory)
-        self.batch_size = positive_int("data.batch_size", batch_size)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
-        self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
         self.download = download
         self.words: Vocabulary | None = None
         self.answers: Vocabulary | None = None
@@ -450,19 +438,3 @@ class BabiDataModule(pl.LightningDataModule):
     def is_full_dataset(self) -> bool:
         """True only for all 20 tasks of a complete release variant (never for fixtures or a task subset)."""
         return self._full
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=collate_babi,
-            num_workers=self.num_workers, pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

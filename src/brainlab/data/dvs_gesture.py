@@ -6,33 +6,28 @@ Files: `<data.root>/DVSGesture/ibmGestureTrain/user<NN>_<lighting>/<label>.npy` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import tonic
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
-from brainlab.data.tonic_data import TonicDataModule, event_files, no_download
-
-FOLDERS = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
+from brainlab.data.tonic_data import FolderTonicDataModule, LocalFiles
 
 
-class DVSGesture(tonic.datasets.DVSGesture):
+class DVSGesture(LocalFiles, tonic.datasets.DVSGesture):
     """tonic's DVS-Gesture reader; our file check replaces its ">= 100 .npy files or download" check."""
 
-    def _check_exists(self) -> bool:
-        return bool(event_files(Path(self.location_on_system, self.folder_name), ".npy"))
-
-    download = no_download
+    suffix = ".npy"
 
 
-class DVSGestureDataModule(TonicDataModule):
+class DVSGestureDataModule(FolderTonicDataModule):
     """DVS-Gesture through the shared event path; validation = a seeded `data.val_fraction` of train."""
 
     dataset_name = "dvs_gesture"
     tonic_class = tonic.datasets.DVSGesture
+    reader_class = DVSGesture
+    split_folders = {"train": "ibmGestureTrain", "test": "ibmGestureTest"}
     full_sizes = {"train": 1077, "test": 264}  # tonic's preprocessed release (Amir et al. 2017)
     size_keys = "data.frame_size with data.spatial_factor"
 
@@ -45,15 +40,3 @@ class DVSGestureDataModule(TonicDataModule):
             raise ConfigError(f"data.frame_size={frame_size} does not match data.spatial_factor="
                               f"{spatial_factor}: set data.frame_size={expected}")
         self.spatial_factor, self.frame_size = spatial_factor, frame_size
-
-    def required(self, split: str) -> list[Path]:
-        return [self.folder / FOLDERS[split]]
-
-    def missing(self, split: str) -> list[Path]:
-        return [p for p in self.required(split) if not event_files(p, ".npy")]
-
-    def download_kwargs(self, split: str) -> dict[str, Any]:
-        return {"train": split != "test"}
-
-    def reader(self, split: str, transform: Callable) -> DVSGesture:
-        return DVSGesture(save_to=str(self.root), train=split != "test", transform=transform)

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
+from brainlab.data.base import DataModule
 
 log = logging.getLogger(__name__)
 
@@ -89,17 +89,18 @@ class EpisodeSampler(Sampler[int]):
         return self.length
 
 
-class EpisodicDataModule(pl.LightningDataModule):
+class EpisodicDataModule(DataModule):
     """Shared knobs, checks and loaders of the episodic DataModules; subclasses implement `locate` and
-    `load_splits` and set `self._full` (True only for the complete published data)."""
+    `load_splits` and set `self._full` (True only for the complete published data). Subclasses take their own
+    knobs and pass the rest (`**episodes`) on: the defaults below are the field's 5-way 1-shot setting."""
 
     #: what one image of a class is called in messages ("drawings" for Omniglot)
     item_name = "images"
 
-    def __init__(self, root: str | Path, ways: int, shots: int, queries: int, image_size: int,
-                 train_episodes: int, val_episodes: int, test_episodes: int, seed: int, batch_size: int,
-                 num_workers: int, pin_memory: bool) -> None:
-        super().__init__()
+    def __init__(self, root: str | Path, image_size: int, ways: int = 5, shots: int = 1, queries: int = 15,
+                 train_episodes: int = 1000, val_episodes: int = 100, test_episodes: int = 600, seed: int = 0,
+                 batch_size: int = 4, num_workers: int = 0, pin_memory: bool = False) -> None:
+        super().__init__(batch_size, num_workers, pin_memory)
         self.root = Path(root)
         self.ways = positive_int("data.ways", ways)
         self.shots = positive_int("data.shots", shots)
@@ -108,10 +109,6 @@ class EpisodicDataModule(pl.LightningDataModule):
         self.episodes = {split: positive_int(f"data.{split}_episodes", n) for split, n in
                          (("train", train_episodes), ("val", val_episodes), ("test", test_episodes))}
         self.seed = seed
-        self.batch_size = positive_int("data.batch_size", batch_size)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
-        self.num_workers, self.pin_memory = num_workers, pin_memory
         self.classes: dict[str, Sequence[ClassImages]] = {}
         self.class_names: dict[str, list[str]] = {}
         self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None
@@ -163,9 +160,7 @@ class EpisodicDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str) -> DataLoader:
         data = self.dataset(split)
-        return DataLoader(data, batch_size=self.batch_size, sampler=EpisodeSampler(len(data), split == "train"),
-                          num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
+        return self.dataloader(data, sampler=EpisodeSampler(len(data), split == "train"))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -7,7 +7,6 @@ Real datasets (SHD, SSC, N-MNIST, DVS-Gesture) and the synthetic set differ only
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -15,15 +14,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import tonic
-import torch
 from torch.utils.data import Dataset, Subset
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.augment import Augment
-from brainlab.data.caching import CacheStrategy, NoCache, transform_key
+from brainlab.data.base import CachedDataModule
+from brainlab.data.caching import CacheStrategy
+from brainlab.data.splits import check_fraction, holdout, index_hash
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +141,9 @@ def check_transform(transform: Any, sensor: Sequence[int] | None, n_time_bins: i
             size = None  # a transform we cannot follow: stop checking sizes
 
 
-class EventDataModule(pl.LightningDataModule):
-    """Base for event datasets: splits, transforms, caching and loaders in one place."""
+class EventDataModule(CachedDataModule):
+    """Base for event datasets: transforms to fixed time bins, a seeded validation split, augmentation; splits,
+    caching and loaders come from `CachedDataModule`."""
 
     dataset_name = "events"
     #: True when the dataset ships its own validation split (SSC); otherwise one is taken from train.
@@ -164,37 +164,22 @@ class EventDataModule(pl.LightningDataModule):
         drop_last: bool = False,
         augment: Sequence[Callable] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(cache, batch_size, num_workers, pin_memory, drop_last)
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = positive_int("data.num_classes", num_classes)
         self.n_time_bins = positive_int("data.n_time_bins", n_time_bins)
-        self.batch_size = positive_int("data.batch_size", batch_size)
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction!r}")
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
         self.user_transform = transform
         self.transform = Chain(transform, FixedTimeBins(self.n_time_bins, self.input_shape),
                                hint=f"check the sensor_size / spatial_factor against {self.dataset_name}'s "
                                     "events and data.n_time_bins")
-        self.cache = cache if cache is not None else NoCache()
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
-        self.val_fraction = val_fraction
         self.split_seed = split_seed
-        self.drop_last = drop_last
         self.augment = Augment(list(augment or []))
-        self.datasets: dict[str, Dataset] = {}
-        self.split_hash: str | None = None
 
     # --- what a dataset provides -------------------------------------------------------------------
     @abstractmethod
     def make_dataset(self, split: str, transform: Callable) -> Dataset:
         """The tonic-style dataset of `split` ("train", "test", and "val" if `has_val_split`)."""
-
-    def dataset_id(self) -> str:
-        """Identifies the raw data (root, version) in cache keys."""
-        return self.dataset_name
 
     def native_sensor_size(self) -> tuple[int, int, int] | None:
         """The events' sensor `(W, H, P)` before any transform (None: sizes are not checked)."""
@@ -206,11 +191,6 @@ class EventDataModule(pl.LightningDataModule):
     def check_config(self) -> None:
         """Static checks of the transform against the sensor and data.n_time_bins (no file read)."""
         check_transform(self.user_transform, self.native_sensor_size(), self.n_time_bins, self.size_keys)
-
-    @property
-    def is_full_dataset(self) -> bool:
-        """False when the files found are not the complete published dataset (fixtures, partial copies)."""
-        return True
 
     # --- LightningDataModule ------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -224,19 +204,15 @@ class EventDataModule(pl.LightningDataModule):
         else:
             train, val = self._split_train(train)
         test = self.make_dataset("test", self.transform)
-        for split, dataset in (("train", train), ("val", val), ("test", test)):
-            key = transform_key(self.dataset_id(), split, self.transform, self.split_hash)
-            self.datasets[split] = self.cache.wrap(dataset, key=f"{self.dataset_name}/{split}/{key}")
+        self.cache_splits({"train": train, "val": val, "test": test}, self.transform)
 
     def _split_train(self, train: Dataset) -> tuple[Subset, Subset]:
         """A seeded validation split from the training set; its hash is logged and kept."""
         n = len(train)  # type: ignore[arg-type]
-        n_val = max(1, int(round(n * self.val_fraction)))
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed)).tolist()
-        val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
-        self.split_hash = hashlib.sha256(np.asarray(val_idx, dtype=np.int64).tobytes()).hexdigest()[:12]
+        train_idx, val_idx = holdout(n, self.val_fraction, self.split_seed)
+        self.split_hash = index_hash(val_idx)
         log.info("validation split: %d of %d training samples (seed %d, hash %s)",
-                 n_val, n, self.split_seed, self.split_hash)
+                 len(val_idx), n, self.split_seed, self.split_hash)
         return Subset(train, train_idx), Subset(train, val_idx)
 
     def _check_sample_shape(self, dataset: Dataset) -> None:
@@ -250,17 +226,6 @@ class EventDataModule(pl.LightningDataModule):
                 f"({list(np.shape(frames)[1:])}): set data.input_shape to that"
             )
 
-    def _loader(self, split: str, shuffle: bool) -> Any:
-        """The cache strategy builds the loader (a DataLoader, or device-side batches for `cache=gpu`)."""
-        return self.cache.loader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=self.drop_last and shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-        )
-
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Train-time augmentation of the (cached) frames, on the device; eval batches pass unchanged."""
         trainer = self.trainer
@@ -268,12 +233,3 @@ class EventDataModule(pl.LightningDataModule):
             return batch
         frames, targets = batch
         return self.augment(frames), targets
-
-    def train_dataloader(self) -> Any:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> Any:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> Any:
-        return self._loader("test", shuffle=False)

@@ -23,8 +23,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from brainlab.core.errors import ConfigError, DataError
-from brainlab.data.imagefolder import DecodeImage, ImageDataModule
 from brainlab.data.imagenet import is_imagenet_1k
+from brainlab.data.images import DecodeImage, ImageDataModule
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from brainlab.core.errors import ConfigError, DataError
+from brainlab.data.base import DataModule
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class WindowDataset(Dataset):
         }
 
 
-class MinariDataModule(pl.LightningDataModule):
+class MinariDataModule(DataModule):
     """Windows of a Minari dataset for training the world model; evaluation seeds for rollouts at test."""
 
     def __init__(
@@ -186,15 +186,15 @@ class MinariDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers)
         if horizon < 1:
             raise ConfigError(f"data.horizon={horizon} must be >= 1 (windows are horizon+1 steps)")
         if not 0 <= val_fraction < 1:
             raise ConfigError(f"data.val_fraction={val_fraction} must be in [0, 1)")
         self.dataset_id, self.root, self.download = dataset_id, Path(root), download
-        self.horizon, self.batch_size, self.val_fraction = horizon, batch_size, val_fraction
+        self.horizon, self.val_fraction = horizon, val_fraction
         self.max_episodes = max_episodes
-        self.full_dataset_glob, self.num_workers, self.seed = full_dataset_glob, num_workers, seed
+        self.full_dataset_glob, self.seed = full_dataset_glob, seed
         self.dataset: Any = None
         self.action_spec: ActionSpec | None = None
         self.obs_dim = 0
@@ -307,8 +307,7 @@ class MinariDataModule(pl.LightningDataModule):
 
     # --- loaders -----------------------------------------------------------------------------------
     def _loader(self, episodes: list[Episode], shuffle: bool) -> DataLoader:
-        return DataLoader(WindowDataset(episodes, self.horizon + 1), batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
+        return self.dataloader(WindowDataset(episodes, self.horizon + 1), shuffle=shuffle)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_episodes, shuffle=True)
@@ -327,66 +326,3 @@ def _batched(obs: Any) -> Any:
     if isinstance(obs, tuple):
         return tuple(_batched(v) for v in obs)
     return np.asarray(obs)[None]
-
-
-def stack(items: list[Any]) -> Any:
-    """Steps (arrays, or dicts / tuples of arrays) stacked along a new leading axis, structure kept."""
-    first = items[0]
-    if isinstance(first, dict):
-        return {k: stack([i[k] for i in items]) for k in first}
-    if isinstance(first, tuple):
-        return tuple(stack([i[j] for i in items]) for j in range(len(first)))
-    return np.asarray(items)
-
-
-def write_dataset(
-    dataset_id: str,
-    root: str | Path,
-    env_id: str,
-    policy: Any,
-    episodes: int,
-    max_steps: int | None = None,
-    seed: int = 0,
-    ref_min_score: float | None = None,
-    ref_max_score: float | None = None,
-    env_kwargs: dict[str, Any] | None = None,
-    requirements: list[str] | None = None,
-) -> Any:
-    """Record `episodes` of `policy(obs, rng) -> action` in gymnasium env `env_id` as a Minari dataset under
-    `root` (with `minari.create_dataset_from_buffers`): small offline datasets for tests and demos.
-
-    `env_id` may name the module that registers it (`gymnasium_robotics:AntMaze_UMaze-v5`); the dataset stores the
-    env's full spec (entry point and `env_kwargs`), so `recover_environment` needs the package, not a registration.
-    Episodes are cut at `max_steps` (recorded as truncations)."""
-    import gymnasium as gym
-    from minari.data_collector import EpisodeBuffer
-
-    minari = import_minari()
-    env = gym.make(env_id, **(env_kwargs or {}))
-    rng = np.random.default_rng(seed)
-    buffers = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        env.action_space.seed(seed + ep)
-        observations, actions, rewards, terms, truncs = [obs], [], [], [], []
-        while True:
-            action = policy(obs, rng)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(obs)
-            actions.append(action)
-            rewards.append(float(reward))
-            truncated = bool(truncated) or (max_steps is not None and len(actions) >= max_steps)
-            terms.append(bool(terminated))
-            truncs.append(truncated and not terminated)
-            if terminated or truncated:
-                break
-        buffers.append(EpisodeBuffer(id=ep, observations=stack(observations), actions=np.asarray(actions),
-                                     rewards=rewards, terminations=terms, truncations=truncs))
-    env.close()
-    with datasets_path(root):
-        return minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=env.spec, algorithm_name="scripted", author="brainlab",
-            author_email="brainlab@example.org", code_permalink="https://example.org/brainlab",
-            description=f"{episodes} scripted episodes of {env.spec.id}", eval_env=env.spec,
-            ref_min_score=ref_min_score, ref_max_score=ref_max_score, requirements=requirements,
-        )

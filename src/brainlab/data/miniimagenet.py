@@ -16,6 +16,7 @@ import csv
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -95,25 +96,9 @@ def to_unit_float(images: torch.Tensor) -> torch.Tensor:
 class MiniImageNetDataModule(EpisodicDataModule):
     """Episodic mini-ImageNet over the Ravi & Larochelle split CSVs (see the module docstring)."""
 
-    def __init__(
-        self,
-        root: str | Path,
-        ways: int = 5,
-        shots: int = 1,
-        queries: int = 15,
-        image_size: int = 84,
-        channels: int = 3,
-        preload: bool = True,
-        train_episodes: int = 1000,
-        val_episodes: int = 100,
-        test_episodes: int = 600,
-        seed: int = 0,
-        batch_size: int = 4,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(root, ways, shots, queries, image_size, train_episodes, val_episodes, test_episodes,
-                         seed, batch_size, num_workers, pin_memory)
+    def __init__(self, root: str | Path, image_size: int = 84, channels: int = 3, preload: bool = True,
+                 **episodes: Any) -> None:
+        super().__init__(root, image_size, **episodes)
         if channels not in MODES:
             raise ConfigError(f"data.channels must be 3 (RGB) or 1 (gray), got {channels!r}")
         self.channels, self.preload = channels, bool(preload)

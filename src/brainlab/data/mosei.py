@@ -29,12 +29,12 @@ from typing import Any
 
 import h5py
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from brainlab.core.checks import check_choice, positive_int
 from brainlab.core.errors import ConfigError, DataError
+from brainlab.data.base import SplitDataModule
 
 log = logging.getLogger(__name__)
 
@@ -284,10 +284,12 @@ def collate_mosei(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-class MoseiDataModule(pl.LightningDataModule):
+class MoseiDataModule(SplitDataModule):
     """CMU-MOSEI train/valid/test from `.csd` sequences or a preprocessed pickle (`data.format`)."""
 
     dataset_name = "mosei"
+    val_split = "valid"
+    collate_fn = staticmethod(collate_mosei)
 
     def __init__(
         self,
@@ -301,7 +303,7 @@ class MoseiDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, pin_memory)
         self.root = Path(root)
         self.format = check_choice("data.format", format, FORMATS)
         self.pickle_file = pickle_file
@@ -312,11 +314,6 @@ class MoseiDataModule(pl.LightningDataModule):
         self.csd_files = {**CSD_FILES, **files}
         self.fold_file = fold_file
         self.max_len = positive_int("data.max_len", max_len)
-        self.batch_size = positive_int("data.batch_size", batch_size)
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise ConfigError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
         self.datasets: dict[str, MoseiDataset] = {}
         self.cleaned: dict[str, int] = {m: 0 for m in MODALITIES}
 
@@ -398,17 +395,3 @@ class MoseiDataModule(pl.LightningDataModule):
     def is_full_dataset(self) -> bool:
         """True only when the splits hold exactly the standard folds' segment counts (16326/1871/4659)."""
         return bool(self.datasets) and all(len(self.datasets.get(s, ())) == n for s, n in FULL_SIZES.items())
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          collate_fn=collate_mosei, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("valid", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from brainlab.core.checks import positive_int
+from brainlab.data.base import SplitDataModule
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
@@ -69,39 +69,23 @@ def batch_size(batch: dict[str, Any]) -> int:
     return int(batch["label"].shape[0])
 
 
-class MultimodalSyntheticDataModule(pl.LightningDataModule):
-    """Train/val/test splits of `MultimodalSynthetic`; batches are dicts of stacked tensors."""
+class MultimodalSyntheticDataModule(SplitDataModule):
+    """Train/val/test splits of `MultimodalSynthetic`; batches are dicts of stacked tensors (the last incomplete
+    training batch is dropped)."""
+
+    dataset_name = "multimodal_synthetic"
 
     def __init__(self, num_classes: int = 4, samples_per_class: int = 32, test_samples_per_class: int = 8,
                  batch_size: int = 16, num_workers: int = 0, seed: int = 0, **dataset: Any) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, drop_last=True)
         self.num_classes = positive_int("data.num_classes", num_classes)
         self.samples_per_class = positive_int("data.samples_per_class", samples_per_class)
         self.test_samples_per_class = positive_int("data.test_samples_per_class", test_samples_per_class)
-        self.batch_size = positive_int("data.batch_size", batch_size)
-        self.num_workers, self.seed, self.dataset_kwargs = num_workers, seed, dataset
-        self.splits: dict[str, MultimodalSynthetic] = {}
-
-    @property
-    def is_full_dataset(self) -> bool:
-        return False
+        self.seed, self.dataset_kwargs = seed, dataset
 
     def setup(self, stage: str | None = None) -> None:
         for split in SPLITS:
-            if split not in self.splits:
+            if split not in self.datasets:
                 per_class = self.samples_per_class if split == "train" else self.test_samples_per_class
-                self.splits[split] = MultimodalSynthetic(split, self.num_classes, per_class, seed=self.seed,
-                                                         **self.dataset_kwargs)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, drop_last=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+                self.datasets[split] = MultimodalSynthetic(split, self.num_classes, per_class, seed=self.seed,
+                                                           **self.dataset_kwargs)

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from brainlab.core.errors import ConfigError, DataError
-from brainlab.metrics.nab import window_rows, windows_from_labels
+from brainlab.core.nab_windows import window_rows, windows_from_labels
+from brainlab.data.base import DataModule
 
 NAB_FILES = 58
 NAB_ROWS = 365_558
@@ -119,9 +119,12 @@ class ChunkDataset(Dataset):
         }
 
 
-class NABDataModule(pl.LightningDataModule):
+class NABDataModule(DataModule):
     """NAB files (all, or `files`: names / patterns) as chunked streams for fit and test; `lockstep` files
-    (0 = all) are served side by side so a detector can run them as one batch (they share no state)."""
+    (0 = all) are served side by side so a detector can run them as one batch (they share no state). Each item
+    of the dataset is a whole batch (`batch_size` None)."""
+
+    dataset_name = "nab"
 
     def __init__(
         self,
@@ -133,7 +136,7 @@ class NABDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         lockstep: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size=None, num_workers=num_workers)
         if int(rows_per_step) < 1:
             raise ConfigError(f"data.rows_per_step must be >= 1, got {rows_per_step}")
         if int(lockstep) < 0:
@@ -143,7 +146,6 @@ class NABDataModule(pl.LightningDataModule):
         self.files = list(files) if files is not None else None
         self.rows_per_step = int(rows_per_step)
         self.windows_file, self.labels_file = windows_file, labels_file
-        self.num_workers = num_workers
         self.streams: list[Stream] = []
         self.corpus_names: list[str] = []
 
@@ -191,12 +193,7 @@ class NABDataModule(pl.LightningDataModule):
         )
 
     def _loader(self) -> DataLoader:
-        return DataLoader(
-            ChunkDataset(self.streams, self.rows_per_step, self.lockstep),
-            batch_size=None,
-            shuffle=False,
-            num_workers=self.num_workers,
-        )
+        return self.dataloader(ChunkDataset(self.streams, self.rows_per_step, self.lockstep))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader()
@@ -204,38 +201,3 @@ class NABDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader()
 
-
-def write_corpus(
-    root: Path | str,
-    streams: dict[str, tuple[np.ndarray, np.ndarray]],
-    windows: dict[str, list[tuple[int, int]]] | None = None,
-    labels: dict[str, list[int]] | None = None,
-    profiles: bool = True,
-) -> Path:
-    """Write a corpus in NAB's layout (`data/`, `labels/`, `config/profiles.json`): `streams[name] =
-    (timestamps datetime64, values)`, windows / point labels as row indices. For new corpora and tests."""
-    root = Path(root)
-    win_json, lab_json = {}, {}
-    for name, (stamps, values) in streams.items():
-        path = root / "data" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = np.char.replace(np.datetime_as_string(np.asarray(stamps, dtype="datetime64[s]"), unit="s"), "T", " ")
-        with path.open("w") as fh:
-            fh.write("timestamp,value\n")
-            fh.writelines(f"{t},{float(v)!r}\n" for t, v in zip(text, values, strict=True))
-        if windows is not None and name in windows:
-            win_json[name] = [[f"{text[a]}.000000", f"{text[b]}.000000"] for a, b in windows[name]]
-        if labels is not None and name in labels:
-            lab_json[name] = [str(text[i]) for i in labels[name]]
-    (root / "labels").mkdir(parents=True, exist_ok=True)
-    (root / "labels" / "combined_windows.json").write_text(json.dumps(win_json, indent=2))
-    if labels is not None:
-        (root / "labels" / "combined_labels.json").write_text(json.dumps(lab_json, indent=2))
-    if profiles:
-        from brainlab.metrics.nab import PROFILES
-
-        (root / "config").mkdir(parents=True, exist_ok=True)
-        (root / "config" / "profiles.json").write_text(
-            json.dumps({k: {"CostMatrix": v} for k, v in PROFILES.items()}, indent=2)
-        )
-    return root

@@ -13,13 +13,15 @@ Episodes and loaders come from `brainlab.data.episodes` (seeded N-way K-shot, sh
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from brainlab.core.errors import ConfigError, DataError
+from brainlab.core.errors import DataError
 from brainlab.data.episodes import EpisodicDataModule
+from brainlab.data.splits import check_fraction
 
 FOLDERS = {"background": "images_background", "evaluation": "images_evaluation"}
 ZIPS = ("images_background.zip", "images_evaluation.zip")
@@ -51,28 +53,11 @@ class OmniglotDataModule(EpisodicDataModule):
 
     item_name = "drawings"
 
-    def __init__(
-        self,
-        root: str | Path,
-        ways: int = 5,
-        shots: int = 1,
-        queries: int = 15,
-        image_size: int = 28,
-        train_episodes: int = 1000,
-        val_episodes: int = 100,
-        test_episodes: int = 600,
-        val_fraction: float = 0.15,
-        split_seed: int = 0,
-        seed: int = 0,
-        batch_size: int = 4,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(root, ways, shots, queries, image_size, train_episodes, val_episodes, test_episodes,
-                         seed, batch_size, num_workers, pin_memory)
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction must be in (0, 1), got {val_fraction!r}")
-        self.val_fraction, self.split_seed = val_fraction, split_seed
+    def __init__(self, root: str | Path, image_size: int = 28, val_fraction: float = 0.15, split_seed: int = 0,
+                 **episodes: Any) -> None:
+        super().__init__(root, image_size, **episodes)
+        self.val_fraction = check_fraction("data.val_fraction", val_fraction)
+        self.split_seed = split_seed
 
     def locate(self) -> dict[str, Path]:
         """The two official folders, or one DataError line saying what to unzip where."""

@@ -5,7 +5,6 @@ Files: `<data.root>/SHD/shd_train.h5` and `shd_test.h5` (the `.h5.zip` archives 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ from torch.utils.data import Dataset, Subset
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
+from brainlab.data.splits import index_hash
 from brainlab.data.tonic_data import OpenOnceHDF5, TonicDataModule, check_hdf5
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class SHDDataModule(TonicDataModule):
             chosen.append(int(speaker))
         in_val = np.isin(speakers, chosen)
         val_idx, train_idx = np.flatnonzero(in_val).tolist(), np.flatnonzero(~in_val).tolist()
-        self.split_hash = hashlib.sha256(np.asarray(val_idx, dtype=np.int64).tobytes()).hexdigest()[:12]
+        self.split_hash = index_hash(val_idx)
         log.info("validation split: speakers %s, %d of %d training samples (seed %d, hash %s)",
                  sorted(chosen), len(val_idx), len(speakers), self.split_seed, self.split_hash)
         return Subset(train, train_idx), Subset(train, val_idx)

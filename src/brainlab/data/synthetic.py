@@ -145,6 +145,11 @@ class SyntheticEventDataModule(EventDataModule):
     def native_sensor_size(self) -> tuple[int, int, int]:
         return (int(self.generator["n_channels"]), 1, 1)
 
+    @property
+    def is_full_dataset(self) -> bool:
+        """True: the embedded set is generated whole (its own target row, `synthetic`, is measured on it)."""
+        return True
+
     def dataset_id(self) -> str:
         params = {**self.generator, **{f"samples_{k}": v for k, v in self.samples.items()}}
         return "synthetic:" + ",".join(f"{k}={v}" for k, v in sorted(params.items()))

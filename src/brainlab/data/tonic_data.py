@@ -211,3 +211,44 @@ class OpenOnceHDF5:
         return os.path.isfile(os.path.join(self.location_on_system, self.data_filename))
 
     download = no_download
+
+
+class LocalFiles:
+    """Mixin for tonic's folder readers (N-MNIST, DVS-Gesture): our file check (any `suffix` file under the
+    reader's folder) replaces tonic's "enough files or download" check, and the reader never downloads."""
+
+    location_on_system: str
+    folder_name: str
+    #: the suffix of the event files
+    suffix = ""
+
+    def _check_exists(self) -> bool:
+        return bool(event_files(Path(self.location_on_system, self.folder_name), self.suffix))
+
+    download = no_download
+
+
+class FolderTonicDataModule(TonicDataModule):
+    """A tonic dataset with one folder of event files per split, read by a `LocalFiles` reader."""
+
+    #: the reader: a `LocalFiles` subclass of the tonic class, same name (so tonic's folder layout holds)
+    reader_class: type
+    #: per split, its folder under `folder`
+    split_folders: dict[str, str] = {}
+
+    def required(self, split: str) -> list[Path]:
+        return [self.folder / self.split_folders[split]]
+
+    def missing(self, split: str) -> list[Path]:
+        return [p for p in self.required(split) if not event_files(p, self.reader_class.suffix)]
+
+    def download_kwargs(self, split: str) -> dict[str, Any]:
+        return {"train": split != "test"}
+
+    def reader_kwargs(self) -> dict[str, Any]:
+        """Further arguments of the reader (the dataset's own options)."""
+        return {}
+
+    def reader(self, split: str, transform: Callable) -> Dataset:
+        return self.reader_class(save_to=str(self.root), train=split != "test", transform=transform,
+                                 **self.reader_kwargs())

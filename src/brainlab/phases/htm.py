@@ -148,7 +148,7 @@ class HTMPhase(Phase):
             self.log(f"test/{key}", r.score, batch_size=1)
             self.log(f"test/{key}_threshold", r.threshold, batch_size=1)
         board = scoreboard(self.results, self.detector)
-        full = getattr(dm, "is_full_dataset", False)
+        full = dm.is_full_dataset
         note = "" if full else f"\nSUBSET / FIXTURE: {len(streams)} files; not NAB's corpus score\n"
         rate = self.rows_done / max(self.seconds, 1e-9)
         text = f"# NAB scoreboard\n\n{board}{note}\nrows: {self.rows_done}, HTM rows/s: {rate:.1f}\n"

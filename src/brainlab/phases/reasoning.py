@@ -29,9 +29,10 @@ from rich.table import Table
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from brainlab.core.babi_tasks import TASK_NAMES
 from brainlab.core.checks import check_choice
+from brainlab.core.datamodule import QuestionData
 from brainlab.core.errors import ConfigError
-from brainlab.data.babi import TASK_NAMES
 from brainlab.phases.base import Phase
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ class ReasoningPhase(Phase):
     def setup(self, stage: str) -> None:
         """Take vocabulary and tasks from the datamodule (or give it the checkpoint's vocabulary)."""
         dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is None or not hasattr(dm, "words"):
+        if not isinstance(dm, QuestionData):
             if self.vocab is None:
                 raise ConfigError("the reasoning phase needs a bAbI-style datamodule (data=babi) or a "
                                   "checkpoint that holds the vocabulary")
@@ -306,10 +307,9 @@ class ReasoningPhase(Phase):
         """The per-task table: terminal, loggers (as text where they take it) and `babi_tasks.md`."""
         rows = task_table(per_task, self.pass_threshold, proof)
         dm = self.trainer.datamodule
-        full = bool(getattr(dm, "is_full_dataset", False))
-        variant = getattr(dm, "variant", "?")
-        note = (f"bAbI {variant}, complete release" if full else
-                f"data: {getattr(dm, 'variant_dir', '?')} is not the complete bAbI release (fixture, subset "
+        babi = isinstance(dm, QuestionData)
+        note = (f"bAbI {dm.variant}, complete release" if babi and dm.is_full_dataset else
+                f"data: {dm.variant_dir if babi else '?'} is not the complete bAbI release (fixture, subset "
                 "or partial copy): these are not bAbI results")
         text = table_markdown(rows, self.pass_threshold, note)
         out = Path(self.trainer.default_root_dir)

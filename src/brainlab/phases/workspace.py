@@ -20,6 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
 from brainlab.core.checks import check_choice
+from brainlab.core.datamodule import ModalityData, full_dataset
 from brainlab.core.errors import ConfigError
 from brainlab.metrics.sentiment import SentimentMetrics, WinCounts
 from brainlab.nets.workspace import winners
@@ -96,7 +97,7 @@ class WorkspacePhase(Phase):
     def setup(self, stage: str) -> None:
         """Build the encoders for the datamodule's feature sizes (kept in hparams for checkpoints)."""
         dm = self.trainer.datamodule if self._trainer is not None else None
-        if dm is None or not hasattr(dm, "input_dims"):
+        if not isinstance(dm, ModalityData):
             if not getattr(self.net, "input_dims", None):
                 raise ConfigError("the workspace phase needs a MOSEI-style datamodule (data=mosei) or a "
                                   "checkpoint that holds model.input_dims")
@@ -151,10 +152,10 @@ class WorkspacePhase(Phase):
     def on_train_start(self) -> None:
         self.val_acc7_best.reset()
         self.val_mae_best.reset()
-        cleaned = getattr(self.trainer.datamodule, "cleaned", None)
-        if cleaned:  # how many NaN/inf feature values the data module set to 0, on record in every logger
+        dm = self.trainer.datamodule  # how many NaN/inf feature values it set to 0, on record in every logger
+        if isinstance(dm, ModalityData) and dm.cleaned:
             for logger in self.trainer.loggers:
-                logger.log_metrics({f"data/nonfinite_cleaned/{m}": float(n) for m, n in cleaned.items()}, step=0)
+                logger.log_metrics({f"data/nonfinite_cleaned/{m}": float(n) for m, n in dm.cleaned.items()}, step=0)
 
     def on_train_epoch_end(self) -> None:
         self._epoch_end("train")
@@ -176,8 +177,7 @@ class WorkspacePhase(Phase):
     @rank_zero_only
     def report(self, counts: torch.Tensor) -> None:
         """workspace_wins.md and media/workspace_wins.png in the run dir (and W&B as an image)."""
-        dm = self.trainer.datamodule
-        full = bool(getattr(dm, "is_full_dataset", False))
+        full = full_dataset(self.trainer.datamodule)
         note = ("CMU-MOSEI standard test fold" if full else "data: not the complete CMU-MOSEI test fold "
                 "(fixture or generated set): these are not MOSEI results")
         out = Path(self.trainer.default_root_dir)
