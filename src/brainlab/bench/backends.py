@@ -173,6 +173,8 @@ def plot(rows: list[dict[str, Any]], out: Path, batch: int) -> list[Path]:
     steps = sorted({r["steps"] for r in grid})
     widths = sorted({r["width"] for r in grid})
     backends = [b for b in ("fused", "fastsnn", "exodus", "floor") if any(r["backend"] == b for r in grid)]
+    from brainlab.bench.plots import label_cells, log_axis, log_value_axis
+
     paths = []
     fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.6), squeeze=False)
     for ax, backend in zip(axes[0], backends, strict=True):
@@ -181,9 +183,7 @@ def plot(rows: list[dict[str, Any]], out: Path, batch: int) -> list[Path]:
         im = ax.imshow(data, origin="lower", cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(steps)), [str(t) for t in steps])
         ax.set_yticks(range(len(widths)), [str(w) for w in widths])
-        for i, row in enumerate(data):
-            for j, v in enumerate(row):
-                ax.text(j, i, f"{v:.1f}x", ha="center", va="center", color="w", fontsize=8)
+        label_cells(ax, im, data, lambda v: f"{v:.1f}x")  # black on light cells, white on dark
         ax.set(xlabel="time steps T", ylabel="layer width", title=f"{backend}: speed-up over sinabs")
         fig.colorbar(im, ax=ax)
     fig.tight_layout()
@@ -198,8 +198,9 @@ def plot(rows: list[dict[str, Any]], out: Path, batch: int) -> list[Path]:
             pts = sorted((r["steps"], r.get("speedup_total")) for r in mine)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{backend} n={w}")
     ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set(xscale="log", yscale="log", xlabel="time steps T", ylabel="fwd+bwd speed-up over sinabs",
-           title=f"batch {batch}")
+    ax.set(xlabel="time steps T", ylabel="fwd+bwd speed-up over sinabs", title=f"batch {batch}")
+    log_axis(ax, "x", steps)  # ticks at the measured T, as plain numbers
+    log_value_axis(ax, "y")
     ax.legend(fontsize=7)
     fig.tight_layout()
     paths.append(out / "backends_lines.png")

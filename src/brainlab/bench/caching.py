@@ -403,16 +403,21 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig, axes = plt.subplots(1, 2 if result["epoch"] else 1, figsize=(11, 4), squeeze=False)
     names = list(result["loader"])
     axes[0, 0].bar(names, [result["loader"][n]["epoch_s"] for n in names], color="tab:blue")
-    axes[0, 0].set(title="loader alone: one epoch", ylabel="seconds", yscale="log")
+    from brainlab.bench.plots import log_value_axis
+
+    axes[0, 0].set(title="loader alone: one epoch", ylabel="seconds")
+    log_value_axis(axes[0, 0], "y")
     if result["epoch"]:
         trained = [n for n in names if n in result["epoch"]]
         width = 0.8 / max(1, len(result["floor"]))
         for i, b in enumerate(result["floor"]):
             xs = np.arange(len(trained)) + i * width
-            axes[0, 1].bar(xs, [result["epoch"][n][b]["epoch_s"] for n in trained], width, label=b)
-            axes[0, 1].axhline(result["floor"][b]["epoch_s"], ls="--", lw=1, color=f"C{i}")
+            axes[0, 1].bar(xs, [result["epoch"][n][b]["epoch_s"] for n in trained], width, label=b, color=f"C{i}")
+            # each cache's own paired floor, over its bar
+            axes[0, 1].hlines([result["epoch"][n][b]["floor_s"] for n in trained], xs - width / 2, xs + width / 2,
+                              colors="black", linestyles="--", lw=1.2)
         axes[0, 1].set_xticks(np.arange(len(trained)) + width * (len(result["floor"]) - 1) / 2, trained)
-        axes[0, 1].set(title="training epoch (dashed: compute-only floor)", ylabel="seconds")
+        axes[0, 1].set(title="training epoch (dashed: its paired compute-only floor)", ylabel="seconds")
         axes[0, 1].legend()
     fig.suptitle(f"SSC-shaped set, {result['setup']['samples']} samples, {result['machine']['device']}")
     fig.tight_layout()

@@ -93,7 +93,11 @@ def plot(results: list[dict[str, float]], path: Path) -> None:
     for size in sorted({(r["columns"], r["cells"]) for r in results}):
         pts = sorted((r["streams"], r["rows_per_s"]) for r in results if (r["columns"], r["cells"]) == size)
         ax.plot(*zip(*pts, strict=True), marker="o", label=f"{size[0]}x{size[1]}")
-    ax.set(xlabel="streams in lockstep", ylabel="rows/s", title="HTM streaming speed", xscale="log", yscale="log")
+    from brainlab.bench.plots import log_axis, log_value_axis
+
+    ax.set(xlabel="streams in lockstep", ylabel="rows/s", title="HTM streaming speed")
+    log_axis(ax, "x", [r["streams"] for r in results], base=2)  # 1, 2, 4 streams, not 2x10^0
+    log_value_axis(ax, "y")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

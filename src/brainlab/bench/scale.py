@@ -159,10 +159,12 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
         if ok:
             left.plot([r["batch"] for r in ok], [r["samples_per_s"] for r in ok], "o-", label=preset)
             right.plot([r["batch"] for r in ok], [r["peak_gib"] for r in ok], "o-", label=preset)
+    from brainlab.bench.plots import log_axis
+
     for ax, label in ((left, "samples/s"), (right, "peak memory (GiB)")):
         ax.set_xlabel("batch size")
         ax.set_ylabel(label)
-        ax.set_xscale("log", base=2)
+        log_axis(ax, "x", [r["batch"] for r in rows], base=2)  # the measured batch sizes, as plain numbers
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
