@@ -1,12 +1,15 @@
 """`brainlab measure ckpt_path=<.ckpt> [key=value ...]`: a checkpoint's neuromorphic metrics on its test set.
 
-The run's saved config is tested as `eval` does, with only the neuromorphic callback; SynOps, MACs, energy,
-sparsity and footprint are printed and written to `neuromorphic.json` / `.md` in a new folder beside the
-checkpoint's run dir (`paths.output_dir=...` to choose another).
+The run's saved config is tested as `eval` does, with only the neuromorphic callback. The NeuroBench-style report
+(`brainlab.metrics.neuromorphic` for the definitions: effective SynOps and MACs, dense ops, activation and
+connection sparsity, footprint, membrane updates, energy, per-layer sparsity and firing rates, silent or saturated
+layers) is printed and written to `neuromorphic.json` / `.md` in a new folder beside the checkpoint's run dir
+(`paths.output_dir=...` to choose another), with the checkpoint and its test metrics (accuracy, loss) added.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +25,7 @@ QUIET = ("model_checkpoint", "step_checkpoint", "lr_monitor", "progress_bar", "t
 
 def measure(argv: Sequence[str]) -> Path:
     """Test the checkpoint named by `ckpt_path=...` in `argv`; returns the folder holding `neuromorphic.md`."""
+    from brainlab.callbacks.neuromorphic import write_report
     from brainlab.eval import evaluate
 
     args = dict(a.split("=", 1) for a in argv if "=" in a and not a.startswith(("+", "~")))
@@ -34,8 +38,15 @@ def measure(argv: Sequence[str]) -> Path:
     overrides += [f"paths.output_dir={out}", *(f"callbacks.{name}=null" for name in QUIET)]
     current = compose_config("eval", overrides, "brainlab measure")
     metrics = evaluate(ckpt, current, [a for a in overrides if not a.startswith("ckpt_path=")])
-    if "test/synops" not in metrics:
+    if "test/synops" not in metrics or not (out / "neuromorphic.json").exists():
         raise ConfigError(f"ckpt_path={ckpt}: the net has no spiking layers, so there are no neuromorphic metrics")
+    summary = json.loads((out / "neuromorphic.json").read_text())
+    summary["checkpoint"] = str(ckpt.resolve())
+    summary["test_metrics"] = {k: v for k, v in metrics.items() if k in ("test/acc", "test/loss")}
+    write_report(summary, out)
+    header = f"# Neuromorphic metrics of `{ckpt}`\n\n"
+    header += "".join(f"{k}: {v:.4g}  \n" for k, v in summary["test_metrics"].items())
+    (out / "neuromorphic.md").write_text(header + "\n" + (out / "neuromorphic.md").read_text())
     return out
 
 

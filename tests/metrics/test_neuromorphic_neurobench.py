@@ -200,7 +200,7 @@ def test_trained_default_checkpoint_on_its_test_loader(tmp_path: Path) -> None:
     cfg = compose_cfg(tmp_path / "run", [*TINY, "trainer.limit_train_batches=3", "logger=csv"])
     run(cfg)
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    data = instantiate(cfg.data)
+    data = instantiate(cfg.data, _convert_="all")
     data.prepare_data()
     data.setup("test")
     batches = [x for x, _ in data.test_dataloader()]

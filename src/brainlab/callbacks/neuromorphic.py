@@ -18,6 +18,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 
 from brainlab.metrics.neuromorphic import CostCounts, activity_warnings, count_costs, finish
 from brainlab.snn.factory import spiking_layers
+from brainlab.snn.plug import backends
 
 #: logged as `test/<key>` (per sample)
 LOGGED = (
@@ -45,6 +46,11 @@ class NeuromorphicMetrics(pl.Callback):
         self._stack: ExitStack | None = None
         self._counts: CostCounts | None = None
         self.summary: dict[str, Any] = {}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # A spawned DDP process (ddp_spawn on CPU) unpickles the net without importing the backend modules, whose
+        # import registers their layer classes as spiking: without this, no spiking layer is found there.
+        backends()
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not spiking_layers(pl_module):
