@@ -121,3 +121,22 @@ def test_confusion_matrix_of_many_classes_has_no_cell_text() -> None:
 def test_text_colour_reads_on_dark_and_light_cells() -> None:
     assert text_colour((1.0, 1.0, 0.0, 1.0)) == "black"  # viridis' yellow
     assert text_colour((0.27, 0.0, 0.33, 1.0)) == "white"  # viridis' purple
+
+
+def test_bench_heatmap_labels_and_log_axes_read_plainly() -> None:
+    from brainlab.bench.plots import label_cells, log_axis, log_value_axis
+
+    fig, (heat, lines) = plt.subplots(1, 2)
+    data = [[1.0, 20.0], [float("nan"), 10.0]]
+    image = heat.imshow(data, cmap="viridis")
+    label_cells(heat, image, data, lambda v: f"{v:.1f}x")
+    colours = {t.get_text(): t.get_color() for t in heat.texts}
+    assert colours == {"1.0x": "white", "20.0x": "black", "–": "0.5", "10.0x": "white"}, "black on yellow"
+    lines.plot([1, 2, 4], [0.5, 3.0, 40.0])
+    log_axis(lines, "x", [1, 2, 4], base=2)
+    log_value_axis(lines, "y")
+    fig.canvas.draw()
+    assert [t.get_text() for t in lines.get_xticklabels()] == ["1", "2", "4"], "not 2x10^0"
+    shown = [t.get_text() for t in lines.get_yticklabels() if t.get_text()]
+    assert {"1", "10"} <= set(shown) and not any("10^" in s or "times" in s for s in shown)
+    plt.close(fig)
