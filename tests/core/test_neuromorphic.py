@@ -140,7 +140,7 @@ def test_media_files_are_images_of_the_right_size(trained_run: Path) -> None:
         path = trained_run / "media" / f"{name}.png"
         assert path.stat().st_size > 1000
         with Image.open(path) as image:
-            assert image.size == (800, 600)
+            assert image.size[0] == 800 and image.size[1] >= 200  # fixed width; height grows with the layers
 
 
 def test_wandb_offline_run_holds_the_media(trained_run: Path) -> None:
