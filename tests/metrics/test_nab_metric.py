@@ -147,12 +147,12 @@ def test_cli_scores_nab_results_layout(tmp_path: Path, capsys: pytest.CaptureFix
         text = np.char.replace(np.datetime_as_string(stamps, unit="s"), "T", " ")
         rows = "".join(f"{t},0,{s}\n" for t, s in zip(text, score, strict=True))
         (out / cat / f"mydet_{file}").write_text("timestamp,value,anomaly_score\n" + rows)
-    assert nab.main([str(out), "--corpus", str(corpus)]) == 0
+    assert nab.main([f"results={out}", f"corpus={corpus}"]) == 0
     printed = capsys.readouterr().out
     assert "| mydet | standard | 100.00 |" in printed and "SUBSET" not in printed
-    assert nab.main([str(tmp_path / "nothing"), "--corpus", str(corpus)]) == 2
-    assert nab.main([str(out), "--corpus", str(tmp_path / "no_corpus")]) == 2
-    assert "git clone" in capsys.readouterr().out
+    assert nab.main([f"results={tmp_path / 'nothing'}", f"corpus={corpus}"]) == 2
+    assert nab.main([str(out), "--corpus", str(tmp_path / "no_corpus")]) == 2, "the old form still parses"
+    assert "git clone" in capsys.readouterr().err
 
 
 def test_window_not_on_timestamps_is_refused() -> None:

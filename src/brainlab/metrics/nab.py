@@ -10,21 +10,23 @@ swept over the whole corpus (every distinct anomaly score) per profile and the b
 `100 * (raw - raw_null) / (raw_perfect - raw_null)` (null: a constant 0.5 detector, swept the same way;
 perfect: `tpWeight` per window).
 
-`python -m brainlab.metrics.nab RESULTS_DIR [--corpus NAB_ROOT]` scores a detector's results in NAB's layout
-(`RESULTS_DIR/<category>/<detector>_<file>.csv`, columns `timestamp,value,anomaly_score,...`).
+`brainlab nab-score results=RESULTS_DIR [corpus=NAB_ROOT]` (or `python -m brainlab.metrics.nab ...`) scores a
+detector's results in NAB's layout (`RESULTS_DIR/<category>/<detector>_<file>.csv`, columns
+`timestamp,value,anomaly_score,...`).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from brainlab.core.cli_args import key_values
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.core.nab_windows import (  # noqa: F401 - shared with brainlab.data.nab, importable from here
     PROBATION_PERCENT,
@@ -256,16 +258,15 @@ def score_results_dir(results_dir: Path | str, corpus: Path | str) -> tuple[dict
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m brainlab.metrics.nab", description=__doc__.split("\n")[0])
-    parser.add_argument("results_dir", type=Path, help="a detector's results: <category>/<detector>_<file>.csv")
-    parser.add_argument("--corpus", type=Path, default=Path("../shared/data/nab"), help="NAB checkout (labels/)")
-    args = parser.parse_args(argv)
+    """`brainlab nab-score results=<dir> [corpus=<NAB root>]`: the scoreboard of a detector's results."""
     try:
-        results, scored, total = score_results_dir(args.results_dir, args.corpus)
+        args = key_values("nab-score", sys.argv[1:] if argv is None else argv,
+                          {"results": None, "corpus": "../shared/data/nab"}, old_positional="results")
+        results, scored, total = score_results_dir(Path(args["results"]), Path(args["corpus"]))
     except (DataError, ConfigError) as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(scoreboard(results, args.results_dir.name))
+    print(scoreboard(results, Path(args["results"]).name))
     if scored < total:
         print(f"SUBSET: {scored} of {total} corpus files scored; this is not the NAB score of the corpus")
     return 0
