@@ -1,9 +1,9 @@
 """`python -m brainlab.export ckpt_path=<ckpt> [format=nir] [output=<file>]`: ship a trained SNN.
 
-The checkpoint's run config rebuilds the phase; its spiking layers are converted to plain sinabs IAF/LIF layers
-with the trained parameters (fused layers from their spec, sinabs-exodus layers, which subclass sinabs's, from
-their arguments, backend=fastsnn's single-spike layers to IAF/LIF with a `SilenceAfterSpike` reset and its
-leaky readout to `ExpLeak`), each LIF's input scaling is folded into the layer before it, and NIR is written
+The checkpoint's run config rebuilds the phase; each spiking layer is converted to a plain sinabs IAF/LIF layer
+with the trained parameters by the mapping of the backend that made it (`Backend.to_sinabs`, found by the layer's
+class; e.g. backend=fastsnn's single-spike layers become IAF/LIF with a `SilenceAfterSpike` reset), fastsnn's
+leaky readout becomes `ExpLeak`, each LIF's input scaling is folded into the layer before it, and NIR is written
 (read by Lava/Loihi, SpiNNaker2, Speck and several simulators). The exported graph takes the net's flattened
 input features per time step. Recurrent and adaptive (ALIF) neurons have no NIR node and are refused.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,37 +38,13 @@ from torch import nn
 from brainlab.core.errors import BrainlabError, ConfigError, DataError
 from brainlab.eval import find_run_config
 from brainlab.nets.readout_snn import LeakyReadout
-from brainlab.snn import sinabs_backend
 from brainlab.snn.factory import is_spiking
-from brainlab.snn.fastsnn import FastSNNNeuron
+from brainlab.snn.fastsnn import SILENT, SilenceAfterSpike, steps_tau
+from brainlab.snn.plug import backend_of, no_nir
+
+__all__ = ["SILENT", "SilenceAfterSpike", "export_nir", "nir_graph", "read_nir", "to_sinabs"]
 
 FORMATS = ("nir",)
-
-#: the membrane value a single-spike neuron is held at after its first spike (see `SilenceAfterSpike`)
-SILENT = -math.inf
-
-
-@dataclass
-class SilenceAfterSpike:
-    """sinabs reset for single-spike neurons: a neuron that spiked is set to `reset_value` (-inf) for good.
-
-    With `V_t = alpha V_(t-1) + I_t` and `alpha` in (0, 1], `-inf` stays `-inf` for every finite input and
-    never reaches a threshold (`-inf - thr >= 0` is false), so the layer gives exactly the fastsnn neuron's
-    spikes (first crossing only, no reset before it) for all finite inputs. Where `alpha` is 0 (tau below
-    about 0.0115 steps in float32) the silenced membrane reads NaN (`0 * -inf`) instead of -inf; NaN never
-    crosses a threshold either, so the spikes are still the same. A layer using it must have `min_v_mem=None`
-    (a floor would lift the neuron back). Not for training: gradients through an infinite membrane are not
-    finite. (sinabs 3.1's own `MembraneReset` adds its `reset_value` to every neuron at every step, so it is
-    only right for a value of zero.)
-    """
-
-    reset_value: float = SILENT
-
-    def __call__(self, spikes: torch.Tensor, state: dict, spike_threshold: Any) -> dict:
-        new_state = state.copy()
-        v_mem = state["v_mem"]
-        new_state["v_mem"] = torch.where(spikes > 0, torch.full_like(v_mem, self.reset_value), v_mem)
-        return new_state
 
 
 def to_sinabs(net: nn.Module) -> nn.Module:
@@ -93,79 +68,17 @@ def to_sinabs_inplace(module: nn.Module) -> None:
 
 
 def sinabs_layer(layer: nn.Module) -> nn.Module:
-    """The plain sinabs IAF/LIF equivalent of one backend layer (sinabs, fused, sinabs-exodus or fastsnn)."""
-    if isinstance(layer, FastSNNNeuron):
-        return single_spike_layer(layer)
-    inner = getattr(layer, "layer", None)
-    if isinstance(inner, sinabs.layers.LIF):  # backend=exodus wraps a sinabs-exodus layer (a sinabs.LIF subclass)
-        layer = inner
-    if type(layer) in (sinabs.layers.IAF, sinabs.layers.LIF, sinabs.layers.ExpLeak):
-        return layer
-    if isinstance(layer, sinabs.layers.LIF) and not list(layer.children()):  # recurrent layers hold a Linear
-        return plain_copy(layer)
-    spec = getattr(layer, "spec", None)
-    plain = getattr(spec, "kind", None) in ("iaf", "lif") and not getattr(spec, "recurrent", False)
-    if spec is not None and plain and hasattr(layer, "tau_mem"):
-        out = sinabs_backend.build(spec)
-        with torch.no_grad():
-            if layer.tau_mem is not None:
-                out.tau_mem.data = layer.tau_mem.detach().clone()
-            if getattr(layer, "tau_syn", None) is not None:
-                out.tau_syn.data = layer.tau_syn.detach().clone()
-        return out
-    raise ConfigError(
-        f"{type(layer).__name__} layers have no NIR equivalent that sinabs can write and read back (adaptive ALIF "
-        "or recurrent neurons): export a model with IAF/LIF neurons without `recurrent` (backend=sinabs, fused, "
-        "exodus or fastsnn)"
-    )
-
-
-def single_spike_layer(layer: FastSNNNeuron) -> sinabs.layers.LIF:
-    """The fastsnn neuron as sinabs IAF (beta = 1) / LIF: same `V_t = beta V_(t-1) + I_t` (no input scaling,
-    `tau_mem = dt / -log(beta)` in steps), same threshold test `V >= thr`, one spike, then `SilenceAfterSpike`."""
-    common = dict(
-        spike_threshold=torch.tensor(layer.spike_threshold),
-        spike_fn=sa.SingleSpike,
-        reset_fn=SilenceAfterSpike(),
-        min_v_mem=None,
-    )
-    if layer.beta == 1.0:
-        return sinabs.layers.IAF(**common)
-    return sinabs.layers.LIF(tau_mem=steps_tau(layer.beta), norm_input=False, **common)
-
-
-def steps_tau(beta: float) -> torch.Tensor:
-    """The time constant in steps whose sinabs decay `exp(-1 / tau)` is `beta` (1e-3 when `beta` underflowed
-    to 0: the decay is 0 in float64 too)."""
-    return torch.tensor(-1.0 / math.log(beta) if beta > 0 else 1e-3)
+    """The plain sinabs IAF/LIF equivalent of one spiking layer, by the mapping of the backend that made it."""
+    plug = backend_of(layer)
+    if plug is None or plug.to_sinabs is None:
+        raise no_nir(layer)
+    return plug.to_sinabs(layer)
 
 
 def sinabs_readout(readout: LeakyReadout) -> sinabs.layers.ExpLeak:
     """fastsnn's leaky readout `V_t = beta V_(t-1) + I_t` as sinabs's `ExpLeak(norm_input=False)` (what
     sinabs's NIR import builds from a `nir.LI` node with `r = 1`)."""
     return sinabs.layers.ExpLeak(tau_mem=steps_tau(readout.beta), norm_input=False)
-
-
-def plain_copy(layer: sinabs.layers.LIF) -> sinabs.layers.LIF:
-    """A plain sinabs.IAF/LIF with the arguments and trained time constants of a sinabs.LIF subclass."""
-    common = dict(
-        spike_threshold=layer.spike_threshold.detach().clone(),
-        spike_fn=layer.spike_fn,
-        reset_fn=layer.reset_fn,
-        surrogate_grad_fn=layer.surrogate_grad_fn,
-        min_v_mem=None if layer.min_v_mem is None else float(layer.min_v_mem),
-    )
-    tau_syn = getattr(layer, "tau_syn_calculated", None)
-    if isinstance(layer, sinabs.layers.IAF):
-        out = sinabs.layers.IAF(tau_syn=None if tau_syn is None else tau_syn.detach().clone(), **common)
-    else:
-        out = sinabs.layers.LIF(
-            tau_mem=layer.tau_mem_calculated.detach().clone(),
-            tau_syn=None if tau_syn is None else tau_syn.detach().clone(),
-            norm_input=layer.norm_input,
-            **common,
-        )
-    return out
 
 
 def fold_input_scaling(module: nn.Module) -> None:

@@ -27,7 +27,8 @@ def _exodus_or_skip() -> None:
 
 
 def test_alif_is_refused_before_any_import() -> None:
-    with pytest.raises(ConfigError, match="kind=alif is not supported by backend=exodus; use backend=sinabs"):
+    with pytest.raises(ConfigError, match="kind=alif is not supported by backend=exodus; use backend=fused, "
+                                          "backend=sinabs"):
         exodus_backend.neuron(kind="alif", tau_mem=5.0, tau_adapt=10.0)
 
 

@@ -168,7 +168,7 @@ def test_vectorised_exp_of_the_cpu_kernel_matches_numpy() -> None:
     """The CPU backward's own exp (vectorisable; SingleExponential surrogate) is as exact as float32 allows."""
     import numpy as np
 
-    from brainlab.snn.fused_cpu import exp_neg
+    from brainlab.snn.fused.cpu import exp_neg
 
     y = np.concatenate([-np.abs(np.random.default_rng(0).standard_normal(20000)) * 20, [0.0, -1e-9, -87.0]])
     y = y.astype(np.float32)

@@ -144,11 +144,11 @@ def test_surrogate_args_reach_the_gradient_on_both_backends() -> None:
     ("params", "message"),
     [
         (dict(kind="alif", tau_mem=5.0, tau_adapt=10.0),
-         "model.net.neuron.kind=alif is not supported by backend=exodus; use backend=sinabs, backend=fused"),
+         "model.net.neuron.kind=alif is not supported by backend=exodus; use backend=fused, backend=sinabs"),
         (dict(kind="lif", tau_mem=5.0, recurrent=True, features=4),
-         "model.net.neuron.recurrent=true is not supported by backend=exodus; use backend=sinabs, backend=fused"),
+         "model.net.neuron.recurrent=true is not supported by backend=exodus; use backend=fused, backend=sinabs"),
         (dict(kind="iaf", reset="zero"),
-         "model.net.neuron.reset=zero is not supported by backend=exodus; use backend=sinabs, backend=fused"),
+         "model.net.neuron.reset=zero is not supported by backend=exodus; use backend=fused, backend=sinabs"),
     ],
 )
 def test_exodus_refuses_what_it_cannot_express_before_importing(params: dict, message: str) -> None:

@@ -10,9 +10,9 @@ Arguments are Hydra overrides of `conf/bench/backends.yaml` (composed with Hydra
 
 Each grid point is one `Linear(width, width) -> spiking layer` block on random input `(batch, T, width)`;
 the blog model is `100 -> 128 -> 128 -> 128 -> 35` with three spiking layers, T=250, batch 128. Backends:
-`floor` (ReLU in place of every spiking layer: the dense math alone), `sinabs`, `fused`, `fastsnn` (the
-single-spike layer, compared with sinabs as the paper compares with a standard SNN) and `exodus` (CUDA with
-sinabs-exodus only). Backends are timed in turns (round-robin) so a busy machine slows all alike; each
+`floor` (ReLU in place of every spiking layer: the dense math alone) and every backend of `conf/backend/` that
+runs on the device (`brainlab.snn.plug.discover`; `exodus` needs CUDA and sinabs-exodus, `fastsnn` times its own
+LIF, as their plugs say). Backends are timed in turns (round-robin) so a busy machine slows all alike; each
 number is the median over `repeats`. Prints a table, writes `backends.json`, `backends_heatmap.png` and
 `backends_lines.png` into a new run folder under `out`.
 """
@@ -20,6 +20,7 @@ number is the median over `repeats`. Prints a table, writes `backends.json`, `ba
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import platform
@@ -38,32 +39,32 @@ from brainlab.core.errors import ConfigError
 from brainlab.core.paths import compose_config
 from brainlab.metrics.neuromorphic import count_costs
 from brainlab.snn.factory import reset_states
+from brainlab.snn.plug import discover, factory
 
 NEURON = {"kind": "iaf", "spike_threshold": 1.0}
-KNOWN_BACKENDS = ("floor", "sinabs", "fused", "fastsnn", "exodus")
+FLOOR, REFERENCE = "floor", "sinabs"  # speed-ups are over REFERENCE, the x floor ratio over FLOOR
+
+
+def known_backends() -> list[str]:
+    """`floor`, then the discovered backends (the reference first)."""
+    return [FLOOR, *sorted(discover(), key=lambda name: (name != REFERENCE, name))]
 
 
 def factories(device: str, neuron: dict[str, Any] | None = None) -> dict[str, Callable[[], nn.Module]]:
-    """Layer builders of the backends available on `device` (exodus only where it imports and runs)."""
-    from brainlab.snn import fastsnn, fused, sinabs_backend
-
+    """Layer builders of the discovered backends that run on `device`; the others are printed as skipped, with why."""
     knobs = dict(neuron or NEURON)
-    out: dict[str, Callable[[], nn.Module]] = {
-        "floor": nn.ReLU,
-        "sinabs": lambda: sinabs_backend.neuron(**knobs),
-        "fused": lambda: fused.neuron(**knobs),
-        "fastsnn": lambda: fastsnn.neuron(kind="lif", tau_mem=10.0),
-    }
-    if not device.startswith("cuda"):
-        print("[skip exodus] sinabs-exodus runs on CUDA only (device=cuda on a GPU machine)")
-        return out
-    from brainlab.snn import exodus_backend
-
-    try:
-        exodus_backend.load_layers()
-        out["exodus"] = lambda: exodus_backend.neuron(**knobs)
-    except ConfigError as err:
-        print(f"[skip exodus] {err}")
+    plugs = discover()
+    out: dict[str, Callable[[], nn.Module]] = {FLOOR: nn.ReLU}
+    for name in known_backends()[1:]:
+        plug = plugs[name]
+        if not plug.runs_on(device):
+            print(f"[skip {name}] backend={name} runs on {' / '.join(plug.devices)} only (device={device})")
+            continue
+        why = plug.unavailable()
+        if why:
+            print(f"[skip {name}] {why}")
+            continue
+        out[name] = functools.partial(factory(name), **(plug.bench_neuron or knobs))
     return out
 
 
@@ -136,7 +137,7 @@ def costs(net: nn.Module, x: torch.Tensor) -> dict[str, float]:
 
 def with_ratios(result: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
     """Add speed-ups over sinabs and the ratio to the ReLU floor (total time)."""
-    ref, floor = result.get("sinabs"), result.get("floor")
+    ref, floor = result.get(REFERENCE), result.get(FLOOR)
     for row in result.values():
         if ref:
             row["speedup_forward"] = ref["forward_s"] / row["forward_s"]
@@ -172,7 +173,8 @@ def plot(rows: list[dict[str, Any]], out: Path, batch: int) -> list[Path]:
     grid = [r for r in rows if r["case"].startswith("grid") and r["batch"] == batch]
     steps = sorted({r["steps"] for r in grid})
     widths = sorted({r["width"] for r in grid})
-    backends = [b for b in ("fused", "fastsnn", "exodus", "floor") if any(r["backend"] == b for r in grid)]
+    order = [b for b in dict.fromkeys(r["backend"] for r in grid) if b not in (REFERENCE, FLOOR)]
+    backends = [*order, *([FLOOR] if any(r["backend"] == FLOOR for r in grid) else [])]
     from brainlab.bench.plots import label_cells, log_axis, log_value_axis
 
     paths = []
@@ -215,12 +217,14 @@ def run(
     blog_model: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Time the grid (and the blog model); write JSON + PNGs into a new folder; return the record."""
+    if backends:
+        known = known_backends()
+        unknown = sorted(set(backends) - set(known))
+        if unknown:
+            raise ConfigError(f"backends {unknown} unknown; choose from: {', '.join(known)}")
     builders = factories(device, neuron)
     if backends:
-        unknown = sorted(set(backends) - set(KNOWN_BACKENDS))
-        if unknown:
-            raise ConfigError(f"backends {unknown} unknown; choose from: {', '.join(KNOWN_BACKENDS)}")
-        builders = {k: v for k, v in builders.items() if k in backends or k in ("floor", "sinabs")}
+        builders = {k: v for k, v in builders.items() if k in backends or k in (FLOOR, REFERENCE)}
     blog_model = dict(blog_model or {"widths": [100, 128, 128, 128, 35], "steps": 250, "batch": 128})
     rows: list[dict[str, Any]] = []
     cases = [("grid", [w, w], t, b) for b in batches for w in widths for t in steps] if grid else []

@@ -16,11 +16,16 @@ MOVED_TARGETS: dict[str, str] = {
     "brainlab.snn.fastsnn.LeakyReadout": "brainlab.nets.readout_snn.LeakyReadout",
     "brainlab.nets.brain_ai.blocks.block_classes": "brainlab.nets.brain_ai.model.block_classes",
     "brainlab.nets.brain_ai.blocks.checkpoint_classes": "brainlab.nets.brain_ai.model.checkpoint_classes",
+    "brainlab.snn.fused_cpu.rows_in_parallel": "brainlab.snn.parallel.rows_in_parallel",
 }
 
 #: a moved module (every name in it moved along): old module -> new module
 MOVED_MODULES: dict[str, str] = {
     "brainlab.nets.backtracking_tm": "brainlab.nets.htm.backtracking",
+    "brainlab.snn.fused_cpu": "brainlab.snn.fused.cpu",
+    "brainlab.snn.fused_ext": "brainlab.snn.fused.ext",
+    "brainlab.snn.fused_ext_cpu": "brainlab.snn.fused.ext_cpu",
+    "brainlab.snn.fused_triton": "brainlab.snn.fused.triton",
 }
 
 T = TypeVar("T")

@@ -11,18 +11,20 @@ SingleSpike), reset=subtract only (exodus's kernels implement MembraneSubtract a
 surrogate_args (any sinabs surrogate: exodus evaluates it in torch), min_v_mem (below the threshold),
 tau_mem (LIF, norm_input=True as sinabs), tau_syn (exodus's `decay_early=True` = sinabs's synapse), train_tau
 (tau parameters' requires_grad; exodus computes the decay gradient in CUDA). Not expressible, refused by name
-before any import: kind=alif, recurrent=true, reset=zero (see `spec.SUPPORT`).
+before any import: kind=alif, recurrent=true, reset=zero (`BACKEND.support`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import sinabs.layers as sl
 import torch
 from torch import nn
 
 from brainlab.core.errors import ConfigError
-from brainlab.snn.factory import register_spiking_type
+from brainlab.snn import sinabs_backend
+from brainlab.snn.plug import Backend, Support, no_nir
 from brainlab.snn.sinabs_backend import RESETS, SPIKE_FNS, make_surrogate, set_train_tau
 from brainlab.snn.spec import parse_neuron
 
@@ -45,7 +47,6 @@ def load_layers() -> Any:
     return layers
 
 
-@register_spiking_type
 class ExodusNeuron(nn.Module):
     """Holds one sinabs-exodus IAF/LIF layer; refuses CPU input with a clear message."""
 
@@ -86,3 +87,17 @@ def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
             "`pip install -U sinabs-exodus` or set tau_syn to null"
         ) from err
     return ExodusNeuron(set_train_tau(layer, spec.train_tau))
+
+
+def to_sinabs(layer: nn.Module) -> nn.Module:
+    """NIR mapping: the held sinabs-exodus layer (a sinabs.LIF subclass) as a plain sinabs IAF/LIF."""
+    inner = getattr(layer, "layer", None)
+    if isinstance(inner, sl.LIF):
+        return sinabs_backend.to_sinabs(inner)
+    raise no_nir(layer)
+
+
+BACKEND = Backend(
+    "exodus", support=Support(kinds=("iaf", "lif"), resets=("subtract",), recurrent=False), layers=(ExodusNeuron,),
+    to_sinabs=to_sinabs, requires=load_layers, devices=("cuda",),
+)

@@ -1,8 +1,9 @@
-"""The backend plug: a neuron factory maps `(batch, time, *features)` input current to spikes.
+"""The neuron factory interface: a factory maps `(batch, time, *features)` input current to spikes.
 
 A backend is a callable `neuron(kind="iaf" | "lif", **params) -> nn.Module`, configured in
-`conf/backend/<name>.yaml` as a `_partial_` target. Nets ask the factory for layers and never import a
-backend. Every module a factory returns has `reset_states()` and keeps its state between calls until reset.
+`conf/backend/<name>.yaml` as a `_partial_` target; its module declares the rest (`plug.Backend`). Nets ask the
+factory for layers and never import a backend. Every module a factory returns has `reset_states()` and keeps its
+state between calls until reset.
 """
 
 from __future__ import annotations

@@ -15,17 +15,20 @@ The paper's non-spiking leaky readout and the net with it (`ReadoutSNN`) are in 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numba as nb
+import sinabs.activation as sa
+import sinabs.layers as sl
 import torch
 from torch import nn
 
 from brainlab.core.checks import check_choice
 from brainlab.core.errors import ConfigError
-from brainlab.snn.factory import register_spiking_type
 from brainlab.snn.filters import causal_filter, causal_filter_transposed, decay_powers
-from brainlab.snn.fused_cpu import rows_in_parallel
+from brainlab.snn.parallel import rows_in_parallel
+from brainlab.snn.plug import Backend
 
 KNOWN = ("kind", "spike_threshold", "tau_mem", "dt", "surrogate_scale")
 
@@ -148,7 +151,6 @@ class SingleSpikeFunction(torch.autograd.Function):
         return grad_current, grad_v0, None, None, None, None
 
 
-@register_spiking_type
 class FastSNNNeuron(nn.Module):
     """Single-spike IAF / LIF layer `(batch, time, *features) -> spikes` (at most one spike per neuron).
 
@@ -216,3 +218,54 @@ def neuron(kind: str = "lif", **params: Any) -> nn.Module:
         if value is not None and float(value) <= 0:
             raise ConfigError(f"model.net.neuron.{key} must be > 0, got {value}")
     return FastSNNNeuron(kind=kind, **{k: v for k, v in params.items() if v is not None})
+
+
+#: the membrane value a single-spike neuron is held at after its first spike (see `SilenceAfterSpike`)
+SILENT = -math.inf
+
+
+@dataclass
+class SilenceAfterSpike:
+    """sinabs reset for single-spike neurons: a neuron that spiked is set to `reset_value` (-inf) for good.
+
+    With `V_t = alpha V_(t-1) + I_t` and `alpha` in (0, 1], `-inf` stays `-inf` for every finite input and
+    never reaches a threshold (`-inf - thr >= 0` is false), so the layer gives exactly the fastsnn neuron's
+    spikes (first crossing only, no reset before it) for all finite inputs. Where `alpha` is 0 (tau below
+    about 0.0115 steps in float32) the silenced membrane reads NaN (`0 * -inf`) instead of -inf; NaN never
+    crosses a threshold either, so the spikes are still the same. A layer using it must have `min_v_mem=None`
+    (a floor would lift the neuron back). Not for training: gradients through an infinite membrane are not
+    finite. (sinabs 3.1's own `MembraneReset` adds its `reset_value` to every neuron at every step, so it is
+    only right for a value of zero.)
+    """
+
+    reset_value: float = SILENT
+
+    def __call__(self, spikes: torch.Tensor, state: dict, spike_threshold: Any) -> dict:
+        new_state = state.copy()
+        v_mem = state["v_mem"]
+        new_state["v_mem"] = torch.where(spikes > 0, torch.full_like(v_mem, self.reset_value), v_mem)
+        return new_state
+
+
+def steps_tau(beta: float) -> torch.Tensor:
+    """The time constant in steps whose sinabs decay `exp(-1 / tau)` is `beta` (1e-3 when `beta` underflowed
+    to 0: the decay is 0 in float64 too)."""
+    return torch.tensor(-1.0 / math.log(beta) if beta > 0 else 1e-3)
+
+
+def to_sinabs(layer: FastSNNNeuron) -> sl.LIF:
+    """NIR mapping: sinabs IAF (beta = 1) / LIF with the same `V_t = beta V_(t-1) + I_t` (no input scaling,
+    `tau_mem = dt / -log(beta)` in steps), same threshold test `V >= thr`, one spike, then `SilenceAfterSpike`."""
+    common = dict(
+        spike_threshold=torch.tensor(layer.spike_threshold),
+        spike_fn=sa.SingleSpike,
+        reset_fn=SilenceAfterSpike(),
+        min_v_mem=None,
+    )
+    if layer.beta == 1.0:
+        return sl.IAF(**common)
+    return sl.LIF(tau_mem=steps_tau(layer.beta), norm_input=False, **common)
+
+
+BACKEND = Backend("fastsnn", support=None, layers=(FastSNNNeuron,), to_sinabs=to_sinabs,
+                  bench_neuron={"kind": "lif", "tau_mem": 10.0})

@@ -9,11 +9,8 @@ import sinabs.layers as sl
 from torch import nn
 
 from brainlab.core.errors import ConfigError
-from brainlab.snn.factory import register_spiking_type
+from brainlab.snn.plug import Backend, no_nir
 from brainlab.snn.spec import NeuronSpec, parse_neuron, surrogate_kwargs
-
-register_spiking_type(sl.LIF)  # sinabs's IAF and the recurrent layers subclass LIF
-register_spiking_type(sl.ALIF)  # ALIFRecurrent subclasses ALIF
 
 SPIKE_FNS = {"multi": sa.MultiSpike, "single": sa.SingleSpike}
 RESETS = {"subtract": sa.MembraneSubtract, "zero": sa.MembraneReset}
@@ -80,3 +77,33 @@ def set_train_tau(layer: nn.Module, train: bool) -> nn.Module:
 def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
     """Build one sinabs spiking layer; arguments are the `model.net.neuron.*` knobs."""
     return build(parse_neuron("sinabs", {"kind": kind, **params}))
+
+
+def to_sinabs(layer: nn.Module) -> nn.Module:
+    """NIR mapping: plain IAF/LIF/ExpLeak as they are, other sinabs.LIF subclasses copied; recurrent/ALIF refused."""
+    if type(layer) in (sl.IAF, sl.LIF, sl.ExpLeak):
+        return layer
+    if isinstance(layer, sl.LIF) and not list(layer.children()):  # recurrent layers hold a Linear
+        return plain_copy(layer)
+    raise no_nir(layer)
+
+
+def plain_copy(layer: sl.LIF) -> sl.LIF:
+    """A plain sinabs.IAF/LIF with the arguments and trained time constants of a sinabs.LIF subclass."""
+    common = dict(
+        spike_threshold=layer.spike_threshold.detach().clone(),
+        spike_fn=layer.spike_fn,
+        reset_fn=layer.reset_fn,
+        surrogate_grad_fn=layer.surrogate_grad_fn,
+        min_v_mem=None if layer.min_v_mem is None else float(layer.min_v_mem),
+    )
+    tau_syn = getattr(layer, "tau_syn_calculated", None)
+    tau_syn = None if tau_syn is None else tau_syn.detach().clone()
+    if isinstance(layer, sl.IAF):
+        return sl.IAF(tau_syn=tau_syn, **common)
+    return sl.LIF(tau_mem=layer.tau_mem_calculated.detach().clone(), tau_syn=tau_syn, norm_input=layer.norm_input,
+                  **common)
+
+
+# sinabs's IAF, ExpLeak and the recurrent layers subclass LIF; ALIFRecurrent subclasses ALIF
+BACKEND = Backend("sinabs", layers=(sl.LIF, sl.ALIF), to_sinabs=to_sinabs)

@@ -4,8 +4,8 @@ Kinds (sinabs's layers are the reference): `iaf`, `lif`, `alif` (adaptive thresh
 `recurrent=true` adds a recurrent weight on the spikes (sinabs's *Recurrent layers, `rec_connect` a bias-free
 Linear of the layer width, which the net passes as `features`); `train_tau=true` makes the time constants
 learnable parameters; `surrogate` picks sinabs's surrogate gradient and `surrogate_args` its arguments.
-A backend states what it can express (`Support`); anything else is refused naming the key and the backends
-that do support it, never silently replaced.
+A backend states what it can express (`Backend.support`, see `plug.py`); anything else is refused naming the key
+and the discovered backends that do support it, never silently replaced.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from typing import Any
 
 from brainlab.core.checks import check_choice
 from brainlab.core.errors import ConfigError
+from brainlab.snn.plug import KINDS, RESETS, Support, backends, find
 
-KINDS = ("iaf", "lif", "alif")
 SPIKE_FNS = ("multi", "single")
-RESETS = ("subtract", "zero")
 SURROGATES = ("single_exponential", "heaviside", "periodic_exponential", "gaussian", "multi_gaussian")
 KNOWN = (
     "kind", "spike_threshold", "spike_fn", "reset", "surrogate", "surrogate_args", "min_v_mem", "tau_mem",
@@ -55,31 +54,19 @@ class NeuronSpec:
         return self.kind == "alif"
 
 
-@dataclass(frozen=True)
-class Support:
-    """What one backend can express; used to refuse the rest with the list of backends that can."""
-
-    kinds: tuple[str, ...] = KINDS
-    resets: tuple[str, ...] = RESETS
-    recurrent: bool = True
-    tau_syn_kinds: tuple[str, ...] = ("iaf", "lif")
-
-
-#: who expresses what (kept here so every refusal can name the alternatives)
-SUPPORT = {
-    "sinabs": Support(),
-    "fused": Support(),
-    "exodus": Support(kinds=("iaf", "lif"), resets=("subtract",), recurrent=False),
-}
-
-
 def _others(pred: Any) -> str:
-    return ", ".join(f"backend={name}" for name, sup in SUPPORT.items() if pred(sup)) or "none"
+    """The discovered backends whose support passes `pred`."""
+    names = [name for name, plug in backends().items() if plug.support is not None and pred(plug.support)]
+    return ", ".join(f"backend={name}" for name in names) or "none"
 
 
-def check_support(backend: str, spec: NeuronSpec) -> None:
+def check_support(backend: str, spec: NeuronSpec, sup: Support | None = None) -> None:
     """Refuse what `backend` cannot express (one line: the key, the value, who supports it)."""
-    sup = SUPPORT[backend]
+    if sup is None:
+        plug = find(backend)
+        if plug is None or plug.support is None:
+            return
+        sup = plug.support
     if spec.kind not in sup.kinds:
         raise ConfigError(
             f"model.net.neuron.kind={spec.kind} is not supported by backend={backend}; "
@@ -154,6 +141,5 @@ def parse_neuron(backend: str, params: Mapping[str, Any], known: Iterable[str] =
         )
     if spec.features is not None and (isinstance(spec.features, bool) or int(spec.features) <= 0):
         raise ConfigError(f"features (the layer width) must be a positive integer, got {spec.features!r}")
-    if backend in SUPPORT:
-        check_support(backend, spec)
+    check_support(backend, spec)
     return spec

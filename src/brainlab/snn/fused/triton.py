@@ -1,6 +1,6 @@
 """CUDA kernels of the fused backend (Triton; imported only when a fused layer sees a CUDA tensor).
 
-One program per block of neurons loops over time, like the CPU kernels in `fused_cpu.py`. To keep spikes
+One program per block of neurons loops over time, like the CPU kernels in `cpu.py`. To keep spikes
 bit-identical to sinabs (which runs separate torch ops), products use `mul.rn` (never contracted into FMA)
 and the spike count uses IEEE division. Tested only where a GPU is present (`pytest -m gpu`).
 """
@@ -61,12 +61,16 @@ def _after_spike(v, s, thr, min_v, RESET_MODE: tl.constexpr, HAS_MIN: tl.constex
 
 
 @triton.jit
+def _flat_lanes(n_rows, feats, BLOCK: tl.constexpr):
+    """This program's block of the flat `(rows, features)` neurons: offsets, mask, batch row and neuron index."""
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    return offs, offs < n_rows * feats, offs // feats, offs % feats
+
+
+@triton.jit
 def _membrane_fwd(u, v0, alpha, spikes, vpre, v_out, n_rows, steps, feats, thr, min_v,
                   SPIKE_MODE: tl.constexpr, RESET_MODE: tl.constexpr, HAS_MIN: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n_rows * feats
-    b = offs // feats
-    n = offs % feats
+    offs, mask, b, n = _flat_lanes(n_rows, feats, BLOCK)
     v = tl.load(v0 + offs, mask=mask, other=0.0)
     a = tl.load(alpha + n, mask=mask, other=1.0)
     for t in range(steps):
@@ -83,10 +87,7 @@ def _membrane_fwd(u, v0, alpha, spikes, vpre, v_out, n_rows, steps, feats, thr, 
 def _membrane_bwd(g_spikes, g_vout, vpre, sg, v0, alpha, g_u, g_v0, g_alpha, n_rows, steps, feats, thr, min_v,
                   SPIKE_MODE: tl.constexpr, RESET_MODE: tl.constexpr, HAS_MIN: tl.constexpr,
                   NEED_ALPHA: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n_rows * feats
-    b = offs // feats
-    n = offs % feats
+    offs, mask, b, n = _flat_lanes(n_rows, feats, BLOCK)
     g_post = tl.load(g_vout + offs, mask=mask, other=0.0)
     a = tl.load(alpha + n, mask=mask, other=1.0)
     g_a = tl.zeros([BLOCK], dtype=tl.float32)
@@ -107,7 +108,7 @@ def _membrane_bwd(g_spikes, g_vout, vpre, sg, v0, alpha, g_u, g_v0, g_alpha, n_r
         if NEED_ALPHA:
             if t > 0:
                 xp = tl.load(vpre + idx - feats, mask=mask, other=0.0)
-                prev, _ = _after_spike(xp, _spike(xp, thr, SPIKE_MODE), thr, min_v, RESET_MODE, HAS_MIN)
+                prev, _prev_free = _after_spike(xp, _spike(xp, thr, SPIKE_MODE), thr, min_v, RESET_MODE, HAS_MIN)
             else:
                 prev = tl.load(v0 + offs, mask=mask, other=0.0)
             g_a += gx * prev
@@ -118,10 +119,7 @@ def _membrane_bwd(g_spikes, g_vout, vpre, sg, v0, alpha, g_u, g_v0, g_alpha, n_r
 
 @triton.jit
 def _synapse_fwd(x, i0, alpha, out, n_rows, steps, feats, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n_rows * feats
-    b = offs // feats
-    n = offs % feats
+    offs, mask, b, n = _flat_lanes(n_rows, feats, BLOCK)
     cur = tl.load(i0 + offs, mask=mask, other=0.0)
     a = tl.load(alpha + n, mask=mask, other=1.0)
     for t in range(steps):
@@ -132,10 +130,7 @@ def _synapse_fwd(x, i0, alpha, out, n_rows, steps, feats, BLOCK: tl.constexpr):
 
 @triton.jit
 def _synapse_bwd(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha, n_rows, steps, feats, BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < n_rows * feats
-    b = offs // feats
-    n = offs % feats
+    offs, mask, b, n = _flat_lanes(n_rows, feats, BLOCK)
     a = tl.load(alpha + n, mask=mask, other=1.0)
     g_cur = tl.zeros([BLOCK], dtype=tl.float32)
     g_a = tl.zeros([BLOCK], dtype=tl.float32)
@@ -199,9 +194,47 @@ def synapse_backward(g_out: torch.Tensor, x: torch.Tensor, out: torch.Tensor, i0
     _synapse_bwd[_grid(rows, feats)](g_out, x, out, i0, alpha, g_x, g_i0, g_alpha, rows, steps, feats, BLOCK=BLOCK)
 
 
-# --- ALIF / recurrent neurons (see fused_ext_cpu.py for the equations; same operation order) ---------------
+# --- ALIF / recurrent neurons (see ext_cpu.py for the equations; same operation order) ---------------------
 
 MAX_RECURRENT = 1024  # a recurrent layer runs one program per batch row holding every neuron
+
+
+@triton.jit
+def _row_lanes(feats, BLOCK_N: tl.constexpr):
+    """This program's batch row, its neurons, their mask and their offsets in a `(batch, features)` state."""
+    row = tl.program_id(0)
+    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask = n < feats
+    return row, n, mask, row * feats + n
+
+
+@triton.jit
+def _load_state(v, i, b, st, mask):
+    return tl.load(v + st, mask=mask, other=0.0), tl.load(i + st, mask=mask, other=0.0), tl.load(b + st, mask=mask,
+                                                                                                 other=0.0)
+
+
+@triton.jit
+def _load_decays(am, om_am, asyn, aa, om_aa, n, mask):
+    """The per-neuron decay factors of this program's neurons."""
+    return (tl.load(am + n, mask=mask, other=1.0), tl.load(om_am + n, mask=mask, other=0.0),
+            tl.load(asyn + n, mask=mask, other=1.0), tl.load(aa + n, mask=mask, other=0.0),
+            tl.load(om_aa + n, mask=mask, other=1.0))
+
+
+@triton.jit
+def _step_matvec(vec, mat, n, mask, feats, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
+    """`sum_m vec[m] * mat[m, n]` for this program's neurons `n`: `vec` is the whole row of this step, written by
+    every program's neurons, so it is read back after a barrier."""
+    tl.debug_barrier()
+    acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    for m0 in range(0, feats, BLOCK_M):
+        m = m0 + tl.arange(0, BLOCK_M)
+        m_ok = m < feats
+        v_m = tl.load(vec + m, mask=m_ok, other=0.0)
+        w = tl.load(mat + m[:, None] * feats + n[None, :], mask=m_ok[:, None] & mask[None, :], other=0.0)
+        acc += tl.sum(v_m[:, None] * w, axis=0)
+    return acc
 
 
 @triton.jit
@@ -210,18 +243,9 @@ def _neuron_fwd(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, spikes, vpre, bpr
                 SPIKE_MODE: tl.constexpr, RESET_MODE: tl.constexpr, HAS_MIN: tl.constexpr, NORM: tl.constexpr,
                 HAS_SYN: tl.constexpr, ADAPTIVE: tl.constexpr, RECURRENT: tl.constexpr, BLOCK_N: tl.constexpr,
                 BLOCK_M: tl.constexpr):
-    row = tl.program_id(0)
-    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask = n < feats
-    st = row * feats + n
-    v = tl.load(v0 + st, mask=mask, other=0.0)
-    i = tl.load(i0 + st, mask=mask, other=0.0)
-    bb = tl.load(b0 + st, mask=mask, other=0.0)
-    a_m = tl.load(am + n, mask=mask, other=1.0)
-    o_m = tl.load(om_am + n, mask=mask, other=0.0)
-    a_s = tl.load(asyn + n, mask=mask, other=1.0)
-    a_a = tl.load(aa + n, mask=mask, other=0.0)
-    o_a = tl.load(om_aa + n, mask=mask, other=1.0)
+    row, n, mask, st = _row_lanes(feats, BLOCK_N)
+    v, i, bb = _load_state(v0, i0, b0, st, mask)
+    a_m, o_m, a_s, a_a, o_a = _load_decays(am, om_am, asyn, aa, om_aa, n, mask)
     rec = tl.zeros([BLOCK_N], dtype=tl.float32)
     for t in range(steps):
         base = (row * steps + t) * feats
@@ -247,15 +271,8 @@ def _neuron_fwd(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, spikes, vpre, bpr
         if ADAPTIVE:
             bb = _add_rn(_mul_rn(a_a, bb), _mul_rn(o_a, s))
         v, _ = _after_spike(xv, s, th, min_v, RESET_MODE, HAS_MIN)
-        if RECURRENT:  # rec[n] = sum_m wt[m, n] * s[m]: every neuron's spike of this step, read back after a barrier
-            tl.debug_barrier()
-            rec = tl.zeros([BLOCK_N], dtype=tl.float32)
-            for m0 in range(0, feats, BLOCK_M):
-                m = m0 + tl.arange(0, BLOCK_M)
-                m_ok = m < feats
-                s_m = tl.load(spikes + base + m, mask=m_ok, other=0.0)
-                w = tl.load(wt + m[:, None] * feats + n[None, :], mask=m_ok[:, None] & mask[None, :], other=0.0)
-                rec += tl.sum(s_m[:, None] * w, axis=0)
+        if RECURRENT:  # rec[n] = sum_m wt[m, n] * s[m]: every neuron's spike of this step
+            rec = _step_matvec(spikes + base, wt, n, mask, feats, BLOCK_N, BLOCK_M)
     tl.store(v_out + st, v, mask=mask)
     tl.store(i_out + st, i, mask=mask)
     tl.store(b_out + st, bb, mask=mask)
@@ -266,18 +283,9 @@ def _neuron_bwd(g_spikes, g_vl, g_il, g_bl, cur_in, spikes, vpre, bpre, isyn, sg
                 w, g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa, steps, feats, thr, ascale, min_v,
                 RESET_MODE: tl.constexpr, HAS_MIN: tl.constexpr, NORM: tl.constexpr, HAS_SYN: tl.constexpr,
                 ADAPTIVE: tl.constexpr, RECURRENT: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
-    row = tl.program_id(0)
-    n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask = n < feats
-    st = row * feats + n
-    gv = tl.load(g_vl + st, mask=mask, other=0.0)
-    gi = tl.load(g_il + st, mask=mask, other=0.0)
-    gb = tl.load(g_bl + st, mask=mask, other=0.0)
-    a_m = tl.load(am + n, mask=mask, other=1.0)
-    o_m = tl.load(om_am + n, mask=mask, other=0.0)
-    a_s = tl.load(asyn + n, mask=mask, other=1.0)
-    a_a = tl.load(aa + n, mask=mask, other=0.0)
-    o_a = tl.load(om_aa + n, mask=mask, other=1.0)
+    row, n, mask, st = _row_lanes(feats, BLOCK_N)
+    gv, gi, gb = _load_state(g_vl, g_il, g_bl, st, mask)
+    a_m, o_m, a_s, a_a, o_a = _load_decays(am, om_am, asyn, aa, om_aa, n, mask)
     ga_m = tl.zeros([BLOCK_N], dtype=tl.float32)
     ga_s = tl.zeros([BLOCK_N], dtype=tl.float32)
     ga_a = tl.zeros([BLOCK_N], dtype=tl.float32)
@@ -316,7 +324,7 @@ def _neuron_bwd(g_spikes, g_vl, g_il, g_bl, cur_in, spikes, vpre, bpre, isyn, sg
             if ADAPTIVE:
                 thp = _add_rn(_mul_rn(tl.zeros([BLOCK_N], dtype=tl.float32) + ascale,
                                       tl.load(bpre + idx - feats, mask=mask, other=0.0)), thp)
-            vprev, _ = _after_spike(xp, sp, thp, min_v, RESET_MODE, HAS_MIN)
+            vprev, _prev_free = _after_spike(xp, sp, thp, min_v, RESET_MODE, HAS_MIN)
         else:
             vprev = tl.load(v0 + st, mask=mask, other=0.0)
         ga_m += gx * vprev
@@ -342,15 +350,8 @@ def _neuron_bwd(g_spikes, g_vl, g_il, g_bl, cur_in, spikes, vpre, bpre, isyn, sg
         else:
             g_tot = gc
         tl.store(g_x + idx, g_tot, mask=mask)
-        if RECURRENT:  # grec[m] = sum_n w[n, m] * g_tot[n] for the step before, after a barrier
-            tl.debug_barrier()
-            grec = tl.zeros([BLOCK_N], dtype=tl.float32)
-            for j0 in range(0, feats, BLOCK_M):
-                j = j0 + tl.arange(0, BLOCK_M)
-                j_ok = j < feats
-                g_j = tl.load(g_x + base + j, mask=j_ok, other=0.0)
-                w_t = tl.load(w + j[:, None] * feats + n[None, :], mask=j_ok[:, None] & mask[None, :], other=0.0)
-                grec += tl.sum(g_j[:, None] * w_t, axis=0)
+        if RECURRENT:  # grec[m] = sum_n w[n, m] * g_tot[n] for the step before
+            grec = _step_matvec(g_x + base, w, n, mask, feats, BLOCK_N, BLOCK_M)
     tl.store(g_v0 + st, gv, mask=mask)
     tl.store(g_i0 + st, gi, mask=mask)
     tl.store(g_b0 + st, gb, mask=mask)

@@ -1,18 +1,19 @@
 """The fused backend's richer neurons as one custom autograd function: ALIF, recurrent IAF/LIF/ALIF, and the
-synaptic current inside the loop when the layer is recurrent (kernels: `fused_ext_cpu.py`, CUDA in
-`fused_triton.py`). Used by `FusedNeuron` whenever `kind=alif` or `recurrent=true`.
+synaptic current inside the loop when the layer is recurrent (kernels: `ext_cpu.py`, CUDA in `triton.py`).
+Used by `FusedNeuron` whenever `kind=alif` or `recurrent=true`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from brainlab.snn import fused_cpu as K
-from brainlab.snn import fused_ext_cpu as X
+from brainlab.snn.fused import ext_cpu as X
+from brainlab.snn.parallel import rows_in_parallel
 
 _EMPTY3 = torch.empty(0, 0, 0)
 _EMPTY2 = torch.empty(0, 0)
@@ -47,6 +48,24 @@ def _opt(t: torch.Tensor, flag: bool, empty: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(t) if flag else empty.to(t.device)
 
 
+def _cpu_rows(kernel: Callable[..., None], head: Sequence[torch.Tensor], decays: Sequence[torch.Tensor],
+              weight: torch.Tensor, cfg: ExtConfig, tail: Sequence[torch.Tensor], spike_mode: bool) -> None:
+    """`kernel(*head, *decays, weight, scalars and flags of cfg, *tail)` on batch slices in threads; the arrays of
+    `head` / `tail` are sliced by row, empty (unused) ones passed whole."""
+    head_, tail_ = [_np(t) for t in head], [_np(t) for t in tail]
+    shared = [*(_np(t) for t in decays), _np(weight), np.float32(cfg.thr), np.float32(cfg.adapt_scale)]
+    shared += [cfg.spike_mode] if spike_mode else []
+    shared += [cfg.reset_mode, cfg.has_min, np.float32(cfg.min_v), cfg.norm, cfg.has_syn, cfg.adaptive, cfg.recurrent]
+
+    def rows(lo: int, hi: int) -> None:
+        def sl(arr: Any) -> Any:
+            return arr[lo:hi] if len(arr) else arr
+
+        kernel(*map(sl, head_), *shared, *map(sl, tail_))
+
+    rows_in_parallel(len(head_[0]), rows)
+
+
 class NeuronFn(torch.autograd.Function):
     """`(x, v0, i0, b0, am, asyn, aa, w) -> (spikes, v_last, i_last, b_last)`; decays are per-feature vectors,
     `w` the `(features, features)` recurrent weight (empty when not recurrent)."""
@@ -62,28 +81,13 @@ class NeuronFn(torch.autograd.Function):
         wt = w.t().contiguous() if cfg.recurrent else _EMPTY2.to(x.device)
         v_out, i_out, b_out = torch.empty_like(v0), torch.empty_like(i0), torch.empty_like(b0)
         if x.is_cuda:
-            from brainlab.snn import fused_triton
+            from brainlab.snn.fused import triton as kernels
 
-            fused_triton.neuron_forward(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, cfg, spikes, vpre, bpre, tot,
-                                        isyn, v_out, i_out, b_out)
+            kernels.neuron_forward(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, cfg, spikes, vpre, bpre, tot,
+                                   isyn, v_out, i_out, b_out)
         else:
-            a = [_np(t) for t in (x, v0, i0, b0, spikes, vpre, bpre, tot, isyn, v_out, i_out, b_out)]
-            (x_, v0_, i0_, b0_, s_, p_, bp_, tot_, is_, vo_, io_, bo_) = a
-            vecs = [_np(t) for t in (am, om_am, asyn, aa, om_aa)]
-            wt_ = _np(wt)
-            thr, ascale, min_v = np.float32(cfg.thr), np.float32(cfg.adapt_scale), np.float32(cfg.min_v)
-
-            def rows(lo: int, hi: int) -> None:
-                def sl(arr: Any) -> Any:
-                    return arr[lo:hi] if len(arr) else arr
-
-                X.neuron_forward(
-                    x_[lo:hi], v0_[lo:hi], i0_[lo:hi], b0_[lo:hi], *vecs, wt_, thr, ascale, cfg.spike_mode,
-                    cfg.reset_mode, cfg.has_min, min_v, cfg.norm, cfg.has_syn, cfg.adaptive, cfg.recurrent,
-                    s_[lo:hi], p_[lo:hi], sl(bp_), sl(tot_), sl(is_), vo_[lo:hi], io_[lo:hi], bo_[lo:hi],
-                )
-
-            K.rows_in_parallel(len(x_), rows)
+            _cpu_rows(X.neuron_forward, (x, v0, i0, b0), (am, om_am, asyn, aa, om_aa), wt, cfg,
+                      (spikes, vpre, bpre, tot, isyn, v_out, i_out, b_out), spike_mode=True)
         ctx.save_for_backward(tot if cfg.recurrent else x, spikes, vpre, bpre, isyn, v0, i0, b0, am, asyn, aa, w)
         ctx.cfg = cfg
         return spikes, v_out, i_out, b_out
@@ -99,27 +103,14 @@ class NeuronFn(torch.autograd.Function):
         g_v0, g_i0, g_b0 = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
         g_am, g_asyn, g_aa = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
         if vpre.is_cuda:
-            from brainlab.snn import fused_triton
+            from brainlab.snn.fused import triton as kernels
 
-            fused_triton.neuron_backward(g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0, am,
-                                         om_am, asyn, aa, om_aa, w, cfg, g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa)
+            kernels.neuron_backward(g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0, am,
+                                    om_am, asyn, aa, om_aa, w, cfg, g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa)
         else:
-            a = [_np(t) for t in (g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0)]
-            vecs = [_np(t) for t in (am, om_am, asyn, aa, om_aa)]
-            outs = [_np(t) for t in (g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa)]
-            w_ = _np(w)
-            thr, ascale, min_v = np.float32(cfg.thr), np.float32(cfg.adapt_scale), np.float32(cfg.min_v)
-
-            def rows(lo: int, hi: int) -> None:
-                def sl(arr: Any) -> Any:
-                    return arr[lo:hi] if len(arr) else arr
-
-                X.neuron_backward(
-                    *(sl(t) for t in a), *vecs, w_, thr, ascale, cfg.reset_mode, cfg.has_min, min_v, cfg.norm,
-                    cfg.has_syn, cfg.adaptive, cfg.recurrent, *(t[lo:hi] for t in outs),
-                )
-
-            K.rows_in_parallel(len(vpre), rows)
+            _cpu_rows(X.neuron_backward, (g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0),
+                      (am, om_am, asyn, aa, om_aa), w, cfg, (g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa),
+                      spike_mode=False)
         g_w = None
         if cfg.recurrent and ctx.needs_input_grad[7]:
             feats = vpre.shape[-1]

@@ -1,7 +1,7 @@
 """Compiled CPU kernels of the fused backend's richer neurons: adaptive threshold (ALIF), recurrent weight on
 the spikes, synaptic current and input normalisation inside the state loop (numba, cached on disk).
 
-Same layouts and float32 arithmetic as sinabs, operation for operation (`fused_cpu.py` holds the plain IAF/LIF
+Same layouts and float32 arithmetic as sinabs, operation for operation (`cpu.py` holds the plain IAF/LIF
 kernels, which these reuse). One time step, per neuron:
 
     cur = x + rec                      (recurrent: rec = W @ spikes of the previous step, zero at the start)
@@ -22,18 +22,20 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from brainlab.snn.fused_cpu import RESET_SUBTRACT, _spike
+from brainlab.snn.fused.cpu import RESET_SUBTRACT, _after_spike, _spike
 
 _ZERO = np.float32(0.0)
 
 
 @nb.njit(cache=True, inline="always")
-def _reset(v, s, th, reset_mode):  # noqa: ANN001, ANN202
-    if reset_mode == RESET_SUBTRACT:
-        return v - s * th
-    if s != _ZERO:
-        return _ZERO
-    return v
+def _event_matvec(vals, mat, out):  # noqa: ANN001, ANN202
+    """`out[n] = sum_m vals[m] * mat[m, n]`, adding only the rows of nonzero `vals` (event-driven)."""
+    out[:] = _ZERO
+    for m in range(len(vals)):
+        s = vals[m]
+        if s != _ZERO:
+            for n in range(len(out)):
+                out[n] += s * mat[m, n]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -68,20 +70,11 @@ def neuron_forward(  # noqa: ANN201
                     th = thr + ascale * bb[n]
                 s = _spike(xv, th, spike_mode)
                 spikes[b, t, n] = s
-                vr = _reset(xv, s, th, reset_mode)
                 if adaptive:
                     bb[n] = aa[n] * bb[n] + om_aa[n] * s
-                if has_min:
-                    d = vr - min_v
-                    vr = d + min_v if d > _ZERO else min_v
-                v[n] = vr
+                v[n], _ = _after_spike(xv, s, th, reset_mode, has_min, min_v)
             if recurrent:  # event-driven: only spiking neurons add their weight column
-                rec[:] = _ZERO
-                for m in range(feats):
-                    s = spikes[b, t, m]
-                    if s != _ZERO:
-                        for n in range(feats):
-                            rec[n] += s * wt[m, n]
+                _event_matvec(spikes[b, t], wt, rec)
         v_out[b] = v
         i_out[b] = i
         b_out[b] = bb
@@ -110,7 +103,8 @@ def neuron_backward(  # noqa: ANN201
                 s = spikes[b, t, n]
                 th = thr + ascale * bpre[b, t, n] if adaptive else thr
                 g = gv[n]
-                if has_min and not (_reset(xv, s, th, reset_mode) - min_v > _ZERO):
+                _, free = _after_spike(xv, s, th, reset_mode, has_min, min_v)
+                if not free:
                     g = _ZERO
                 gs = g_spikes[b, t, n]
                 if recurrent:
@@ -129,10 +123,7 @@ def neuron_backward(  # noqa: ANN201
                 if t > 0:
                     xp, sp = vpre[b, t - 1, n], spikes[b, t - 1, n]
                     thp = thr + ascale * bpre[b, t - 1, n] if adaptive else thr
-                    vprev = _reset(xp, sp, thp, reset_mode)
-                    if has_min:
-                        d = vprev - min_v
-                        vprev = d + min_v if d > _ZERO else min_v
+                    vprev, _ = _after_spike(xp, sp, thp, reset_mode, has_min, min_v)
                 else:
                     vprev = v0[b, n]
                 ga_m[n] += gx * vprev
@@ -153,12 +144,7 @@ def neuron_backward(  # noqa: ANN201
                     g_tot = gc
                 g_x[b, t, n] = g_tot
             if recurrent:  # the current into step t came from the spikes of step t - 1 through W
-                grec[:] = _ZERO
-                for n in range(feats):
-                    gt = g_x[b, t, n]
-                    if gt != _ZERO:
-                        for m in range(feats):
-                            grec[m] += gt * w[n, m]
+                _event_matvec(g_x[b, t], w, grec)
         g_v0[b] = gv
         g_i0[b] = gi
         g_b0[b] = gb

@@ -3,9 +3,9 @@
 The forward runs the whole state loop in a compiled kernel without building an autograd graph per time step;
 the backward is a single reverse-time pass. Spikes are bit-identical to sinabs for the same parameters and
 inputs (float32 state); gradients equal sinabs's surrogate gradients up to float rounding. CPU kernels are
-numba (`fused_cpu.py`, compiled once and cached on disk), CUDA kernels Triton (`fused_triton.py`, imported
-only for CUDA tensors). Under autocast the state stays float32 and spikes come back in the input dtype;
-`torch.compile` treats the layer as a graph break (optional, not needed for speed).
+numba (`cpu.py`, `ext_cpu.py`: compiled once and cached on disk), CUDA kernels Triton (`triton.py`, imported
+only for CUDA tensors); `ext.py` runs ALIF and recurrent layers. Under autocast the state stays float32 and
+spikes come back in the input dtype; `torch.compile` treats the layer as a graph break (optional).
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ import sinabs.activation as sa
 import torch
 from torch import nn
 
-from brainlab.snn import fused_cpu as K
-from brainlab.snn import fused_ext
-from brainlab.snn.factory import register_spiking_type
+from brainlab.snn import sinabs_backend
+from brainlab.snn.fused import cpu as K
+from brainlab.snn.fused import ext as fused_ext
+from brainlab.snn.parallel import rows_in_parallel
+from brainlab.snn.plug import Backend, no_nir
 from brainlab.snn.sinabs_backend import make_surrogate, recurrent_weight
 from brainlab.snn.spec import NeuronSpec, parse_neuron
 
@@ -84,13 +86,13 @@ class MembraneFn(torch.autograd.Function):
         u, v0, alpha = u.contiguous(), v0.contiguous(), alpha.contiguous()
         spikes, vpre, v_last = torch.empty_like(u), torch.empty_like(u), torch.empty_like(v0)
         if u.is_cuda:
-            from brainlab.snn import fused_triton
+            from brainlab.snn.fused import triton as kernels
 
-            fused_triton.membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
+            kernels.membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
         else:
             a, (u_, v0_, s_, p_, last_) = _np(alpha), map(_np, (u, v0, spikes, vpre, v_last))
             thr, min_v = _f32(cfg.thr), _f32(cfg.min_v)
-            K.rows_in_parallel(len(u_), lambda lo, hi: K.membrane_forward(
+            rows_in_parallel(len(u_), lambda lo, hi: K.membrane_forward(
                 u_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode, cfg.reset_mode, cfg.has_min, min_v,
                 s_[lo:hi], p_[lo:hi], last_[lo:hi],
             ))
@@ -109,15 +111,15 @@ class MembraneFn(torch.autograd.Function):
         g_u = torch.empty_like(vpre) if inline else surrogate_into(cfg, vpre)
         g_v0, g_alpha = torch.empty_like(v0), torch.empty_like(v0)
         if vpre.is_cuda:
-            from brainlab.snn import fused_triton
+            from brainlab.snn.fused import triton as kernels
 
-            fused_triton.membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0, g_alpha)
+            kernels.membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0, g_alpha)
         else:
             a, thr, min_v = _np(alpha), _f32(cfg.thr), _f32(cfg.min_v)
             width = cfg.thr * getattr(cfg.surrogate, "grad_width", 1.0)
             exp_scale, exp_rate = _f32(getattr(cfg.surrogate, "grad_scale", 1.0) / width), _f32(-1.0 / width)
             gs_, gl_, p_, v0_, gu_, gv0_, ga_ = map(_np, (g_spikes, g_last, vpre, v0, g_u, g_v0, g_alpha))
-            K.rows_in_parallel(len(p_), lambda lo, hi: K.membrane_backward(
+            rows_in_parallel(len(p_), lambda lo, hi: K.membrane_backward(
                 gs_[lo:hi], gl_[lo:hi], p_[lo:hi], gu_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode,
                 cfg.reset_mode, cfg.has_min, min_v, inline, exp_scale, exp_rate, need_alpha,
                 gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
@@ -133,12 +135,12 @@ class SynapseFn(torch.autograd.Function):
         x, i0, alpha = x.contiguous(), i0.contiguous(), alpha.contiguous()
         out = torch.empty_like(x)
         if x.is_cuda:
-            from brainlab.snn import fused_triton
+            from brainlab.snn.fused import triton as kernels
 
-            fused_triton.synapse_forward(x, i0, alpha, out)
+            kernels.synapse_forward(x, i0, alpha, out)
         else:
             x_, i0_, a, out_ = map(_np, (x, i0, alpha, out))
-            K.rows_in_parallel(len(x_), lambda lo, hi: K.synapse_forward(x_[lo:hi], i0_[lo:hi], a, out_[lo:hi]))
+            rows_in_parallel(len(x_), lambda lo, hi: K.synapse_forward(x_[lo:hi], i0_[lo:hi], a, out_[lo:hi]))
         ctx.save_for_backward(x, out, i0, alpha)
         return out
 
@@ -148,12 +150,12 @@ class SynapseFn(torch.autograd.Function):
         g_out = g_out.to(x.dtype).contiguous()
         g_x, g_i0, g_alpha = torch.empty_like(x), torch.empty_like(i0), torch.empty_like(i0)
         if x.is_cuda:
-            from brainlab.snn import fused_triton
+            from brainlab.snn.fused import triton as kernels
 
-            fused_triton.synapse_backward(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha)
+            kernels.synapse_backward(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha)
         else:
             g_, x_, o_, i0_, a, gx_, gi_, ga_ = map(_np, (g_out, x, out, i0, alpha, g_x, g_i0, g_alpha))
-            K.rows_in_parallel(len(x_), lambda lo, hi: K.synapse_backward(
+            rows_in_parallel(len(x_), lambda lo, hi: K.synapse_backward(
                 g_[lo:hi], x_[lo:hi], o_[lo:hi], i0_[lo:hi], a, gx_[lo:hi], gi_[lo:hi], ga_[lo:hi]
             ))
         return g_x, g_i0, g_alpha.sum(0)
@@ -170,7 +172,6 @@ def _synapse(x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor) -> torch.Te
     return SynapseFn.apply(x, i0, alpha)
 
 
-@register_spiking_type
 class FusedNeuron(nn.Module):
     """IAF / LIF / ALIF layer `(batch, time, *features) -> spikes` with sinabs's semantics.
 
@@ -275,3 +276,20 @@ class FusedNeuron(nn.Module):
 def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
     """`backend=fused` factory: the same knobs (and neuron kinds) as `backend=sinabs`."""
     return FusedNeuron(parse_neuron("fused", {"kind": kind, **params}))
+
+
+def to_sinabs(layer: FusedNeuron) -> nn.Module:
+    """NIR mapping: an IAF/LIF layer as the sinabs layer of its spec with the trained time constants."""
+    spec = layer.spec
+    if spec.kind not in ("iaf", "lif") or spec.recurrent:
+        raise no_nir(layer)
+    out = sinabs_backend.build(spec)
+    with torch.no_grad():
+        if layer.tau_mem is not None:
+            out.tau_mem.data = layer.tau_mem.detach().clone()
+        if layer.tau_syn is not None:
+            out.tau_syn.data = layer.tau_syn.detach().clone()
+    return out
+
+
+BACKEND = Backend("fused", layers=(FusedNeuron,), to_sinabs=to_sinabs)

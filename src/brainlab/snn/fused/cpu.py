@@ -4,38 +4,19 @@ Layouts: input/outputs `(batch, time, features)` float32 C-contiguous, states `(
 decay factors `(features,)`. The forward reproduces sinabs's float32 arithmetic operation for operation
 (`v = alpha * v + u`, `trunc(v / thr)`, `v - s * thr`, `relu(v - min) + min`), so spikes are bit-identical.
 The backward is one reverse-time pass per neuron, recomputing spikes and resets from the saved pre-reset
-membrane potentials. Kernels release the GIL and `rows_in_parallel` splits the batch over threads
+membrane potentials. Kernels release the GIL and `snn.parallel.rows_in_parallel` splits the batch over threads
 (cheaper to compile than numba's `parallel=True`, which took ~10x longer).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-
 import numba as nb
 import numpy as np
-import torch
 
 SPIKE_MULTI, SPIKE_SINGLE = 0, 1
 RESET_SUBTRACT, RESET_ZERO = 0, 1
 
 _ZERO = np.float32(0.0)
-_POOL: ThreadPoolExecutor | None = None
-
-
-def rows_in_parallel(batch: int, fn: Callable[[int, int], None]) -> None:
-    """Call `fn(lo, hi)` on contiguous batch slices, one per torch CPU thread."""
-    global _POOL
-    workers = max(1, min(torch.get_num_threads(), batch))
-    if workers == 1 or batch < 4:
-        fn(0, batch)
-        return
-    if _POOL is None or _POOL._max_workers < workers:
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="brainlab-fused")
-    edges = np.linspace(0, batch, workers + 1).astype(int)
-    for future in [_POOL.submit(fn, int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]:
-        future.result()
 
 
 @nb.njit(cache=True, inline="always")
