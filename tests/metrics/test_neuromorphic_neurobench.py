@@ -169,20 +169,21 @@ def test_multi_spike_and_real_inputs_count_as_macs() -> None:
     assert ours["macs"] >= 4 * 8 * 8  # every input non-zero: the first layer is dense (4 steps x 8 x 8 per sample)
 
 
-@pytest.mark.parametrize("kind", ["iaf", "lif"])
-def test_recurrent_layers(kind: str) -> None:
+@pytest.mark.parametrize(("kind", "threshold"), [("iaf", 0.3), ("lif", 0.05)])  # sinabs scales LIF input by 1-alpha
+def test_recurrent_layers(kind: str, threshold: float) -> None:
     def make() -> nn.Module:
         return nn.Sequential(
             nn.Linear(10, 12),
-            sinabs_backend.neuron(kind=kind, recurrent=True, features=12, spike_threshold=0.3, tau_mem=5.0),
+            sinabs_backend.neuron(kind=kind, recurrent=True, features=12, spike_threshold=threshold, tau_mem=5.0),
             nn.Linear(12, 3),
         )
 
     batches = [spikes(3, 6, 10), spikes(1, 6, 10, seed=2)]
     ours = assert_conforms(seeded(make), batches)
+    assert ours["activation_sparsity"] < 0.9, "the recurrent layer fires, so its rec_connect has work"
     # the fused backend applies rec_connect's weight inside its kernel: counted from its spikes, same figures
     twin = nn.Sequential(
-        nn.Linear(10, 12), fused.neuron(kind=kind, recurrent=True, features=12, spike_threshold=0.3, tau_mem=5.0),
+        nn.Linear(10, 12), fused.neuron(kind=kind, recurrent=True, features=12, spike_threshold=threshold, tau_mem=5.0),
         nn.Linear(12, 3),
     )
     twin.load_state_dict(seeded(make)().state_dict(), strict=False)
