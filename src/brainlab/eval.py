@@ -10,9 +10,19 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from brainlab.callbacks.preemption import RunInterrupted
 from brainlab.core.aliases import rewrite_config
 from brainlab.core.errors import ConfigError
-from brainlab.train import build, check_ckpt_path, close_loggers, exit_with_one_line, finish
+from brainlab.train import (
+    build,
+    check_ckpt_path,
+    close_loggers,
+    exit_interrupted,
+    exit_with_one_line,
+    finish,
+    resolve_ckpt_path,
+    signals_as_exits,
+)
 from brainlab.utils.record import write_record
 
 log = logging.getLogger(__name__)
@@ -64,7 +74,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 
 def evaluate(ckpt_path: str | Path, current: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
-    """Load the run's saved config, apply `overrides` from `current`, test the checkpoint."""
+    """Load the run's saved config, apply `overrides` from `current`, test the checkpoint (a run dir: its newest)."""
+    ckpt_path = resolve_ckpt_path(str(ckpt_path)) or ckpt_path
     saved = rewrite_config(OmegaConf.load(find_run_config(ckpt_path)))
     cfg = merge_saved(saved, current, [*overrides, f"ckpt_path={ckpt_path}"])
     cfg.ckpt_path = str(ckpt_path)
@@ -75,8 +86,13 @@ def main(cfg: DictConfig) -> float | None:
     """The entry point's body: errors as one line, loggers always closed."""
     overrides = HydraConfig.get().overrides.task if HydraConfig.initialized() else []
     try:
-        metrics = evaluate(cfg.ckpt_path, cfg, overrides)
+        with signals_as_exits():
+            metrics = evaluate(cfg.ckpt_path, cfg, overrides)
         return metrics.get(cfg.get("optimized_metric") or "", None)
+    except RunInterrupted as exc:
+        exit_interrupted(exc)
+    except KeyboardInterrupt:
+        exit_interrupted(RunInterrupted(2, None, "during the evaluation"))
     except Exception as exc:
         exit_with_one_line(exc)
     finally:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
+import os
 import random
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -16,14 +20,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning_fabric.plugins.environments import SLURMEnvironment
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.strategies import FSDPStrategy
 
+from brainlab.callbacks.preemption import PREEMPT_NAME, Preemption, RunInterrupted
 from brainlab.callbacks.target_table import TargetTable
+from brainlab.core.atomic import atomic_write_text
 from brainlab.core.errors import ConfigError, find_brainlab_error
 from brainlab.loggers import hide_lightning_tips
 from brainlab.report import print_report
+from brainlab.utils.checkpoint_io import AtomicCheckpointIO
 from brainlab.utils.instantiate import instantiate_dict
 from brainlab.utils.record import write_record
 
@@ -57,6 +65,41 @@ def check_trainer(trainer_cfg: DictConfig) -> None:
         )
 
 
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest checkpoint a run dir holds (`checkpoints/**/*.ckpt`: preempt, last, best, step; by time written)."""
+    found = [p for p in (run_dir / "checkpoints").rglob("*.ckpt") if not p.name.startswith(".")]
+    return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+
+
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and ((path / "checkpoints").is_dir() or (path / ".hydra").is_dir()
+                              or (path / "record").is_dir())
+
+
+def resolve_ckpt_path(ckpt_path: str | None) -> str | None:
+    """`ckpt_path=<run dir>` means that run dir's newest checkpoint (a file path or a sharded FSDP dir is kept)."""
+    if not ckpt_path:
+        return ckpt_path
+    path = Path(ckpt_path)
+    if not is_run_dir(path):
+        return ckpt_path
+    newest = newest_checkpoint(path)
+    if newest is None:
+        raise ConfigError(f"ckpt_path={ckpt_path} is a run dir without checkpoints (nothing under "
+                          f"{path / 'checkpoints'}): point it at a run that saved one")
+    log.info("ckpt_path=%s: resuming from its newest checkpoint %s", ckpt_path, newest)
+    return str(newest)
+
+
+def requeued_checkpoint(output_dir: Path) -> str | None:
+    """A requeued scheduler job runs again in its own job dir: resume from the checkpoint saved at the signal."""
+    saved = output_dir / "checkpoints" / PREEMPT_NAME
+    if saved.exists():
+        log.warning("resuming from %s (this job was preempted and requeued)", saved)
+        return str(saved)
+    return None
+
+
 def check_ckpt_path(ckpt_path: str | None, trainer_cfg: DictConfig | None = None) -> None:
     """A checkpoint to resume from or test must exist (Lightning's own message comes late and long), and a sharded
     FSDP checkpoint (a directory) needs an FSDP trainer, or consolidating into one file that any trainer loads."""
@@ -80,35 +123,54 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     callbacks = instantiate_dict(cfg.get("callbacks"), "callbacks")
     loggers = instantiate_dict(cfg.get("logger"), "logger")
     hide_lightning_tips()
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all",
+                          **trainer_plugins(cfg.trainer))
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(resolved)
     return datamodule, model, trainer
 
 
+def trainer_plugins(trainer_cfg: DictConfig) -> dict[str, list]:
+    """Plugins the run always wants, unless `trainer.plugins` names its own: atomic checkpoint writes; under
+    SLURM, Lightning's own auto-requeue off (the submitit launcher requeues: a job is never requeued twice)."""
+    if trainer_cfg.get("plugins"):
+        return {}
+    plugins: list = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return {"plugins": plugins}
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test at the best-validation checkpoint; write the record and `metrics.json`."""
-    check_ckpt_path(cfg.get("ckpt_path"), cfg.trainer)
+    output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"))
+    if ckpt_path is None and cfg.get("train", True):
+        ckpt_path = requeued_checkpoint(output_dir)
+    check_ckpt_path(ckpt_path, cfg.trainer)
     seed = cfg.get("seed")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     pl.seed_everything(seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
     write_record(cfg, output_dir, seed)
     datamodule, model, trainer = build(cfg)
-
-    if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.get("test", True):
-        checkpoint = trainer.checkpoint_callback
-        best = getattr(checkpoint, "best_model_path", "") if cfg.get("train", True) else ""
-        if isinstance(trainer.strategy, FSDPStrategy) and cfg.get("train", True):
-            model = fresh_for_sharded_test(cfg, best)
-        if model is not None:
-            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)  # the report prints
-            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    try:
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.get("test", True):
+            checkpoint = trainer.checkpoint_callback
+            best = getattr(checkpoint, "best_model_path", "") if cfg.get("train", True) else ""
+            if isinstance(trainer.strategy, FSDPStrategy) and cfg.get("train", True):
+                model = fresh_for_sharded_test(cfg, best)
+            if model is not None:
+                trainer.test(model, datamodule=datamodule, ckpt_path=best or None, verbose=False)  # the report prints
+                metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    finally:
+        for callback in trainer.callbacks:
+            if isinstance(callback, Preemption):
+                callback.release()
 
     finish(trainer, metrics, output_dir)
     return metrics
@@ -128,7 +190,7 @@ def finish(trainer: pl.Trainer, metrics: dict[str, float], output_dir: Path) -> 
     TargetTable callback wrote, which also works when the run happened in spawned processes)."""
     if not trainer.is_global_zero:
         return
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2, sort_keys=True))
     table = next((c for c in trainer.callbacks if isinstance(c, TargetTable)), None)
     table_file = output_dir / "targets.json"
     rows = json.loads(table_file.read_text()) if table is not None and table_file.is_file() else []
@@ -149,35 +211,109 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def in_optuna_sweep() -> bool:
+    """A job of an Optuna sweep: a failure raises (the sweeper records the trial as failed)."""
+    if not in_multirun():
+        return False
+    return "optuna" in str(HydraConfig.get().sweeper.get("_target_", "")).lower()
+
+
+class MetricNotLogged(ConfigError):
+    """The sweep metric (`optimized_metric`) was never logged (a failed trial inside an Optuna sweep)."""
+
+
 def metric_value(metrics: dict[str, float], name: str | None) -> float | None:
-    """The value a sweeper optimises (`optimized_metric`); a missing name is a config error."""
+    """The value a sweeper optimises (`optimized_metric`). A run that never logged it (e.g. `trainer.max_steps`
+    shorter than an epoch, or `trainer.limit_val_batches=0`) is still a finished run: one warning line, None;
+    inside an Optuna sweep such a trial fails."""
     if not name:
         return None
     if name not in metrics:
-        raise ConfigError(f"optimized_metric={name!r} was not logged; logged: {sorted(metrics)}")
+        message = (f"optimized_metric={name!r} was not logged (logged: {', '.join(sorted(metrics)) or 'nothing'}); "
+                   "no value to return to a sweeper")
+        if in_optuna_sweep():
+            raise MetricNotLogged(message)
+        log.warning("%s", message)
+        print(f"warning: {message}", file=sys.stderr)
+        return None
     return metrics[name]
+
+
+def record_failure(cfg: DictConfig, message: str) -> None:
+    """`error.txt` in the job dir: the multirun summary and the Optuna study read it."""
+    try:
+        atomic_write_text(Path(cfg.paths.output_dir) / "error.txt", message + "\n")
+    except OSError as err:
+        log.error("could not write error.txt: %s", err)
+
+
+def interrupted_line(exc: RunInterrupted, cfg: DictConfig | None) -> str:
+    """One line: what stopped the run, what was saved, how to resume."""
+    what = "preempted (SIGTERM)" if exc.signum == signal.SIGTERM else f"interrupted ({signal.Signals(exc.signum).name})"
+    if exc.checkpoint is not None:
+        run_dir = exc.checkpoint.parent.parent
+        return (f"{what} {exc.where}: saved {exc.checkpoint}; resume with: "
+                f"python train.py <same overrides> ckpt_path={run_dir}")
+    return f"{what} {exc.where}: nothing saved"
+
+
+@contextmanager
+def signals_as_exits() -> Iterator[None]:
+    """Outside Lightning's loops SIGTERM stops the run as RunInterrupted too (exit 143 with one line, not a silent
+    kill); the Preemption callback takes the signals over while the trainer runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise RunInterrupted(signum, None, "outside training")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None) and os.environ.get("SUBMITIT_EXECUTOR"):
+        yield  # submitit's own handling (it bypasses SIGTERM)
+        return
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def main(cfg: DictConfig) -> float | None:
     """The entry point's body: run, report errors as one line, always close loggers.
 
-    In a multirun a failed job is logged (and `error.txt` written in its dir) and the sweep goes on
-    (it returns NaN, which Optuna records as a failed trial); a single run exits with status 2.
+    Exit statuses: 0 done (a sweep metric never logged is one warning line); 2 bad input; 130 Ctrl-C; 143 SIGTERM
+    (with `preempt.ckpt` when it came during training). In a grid multirun a failed job writes `error.txt` in its
+    dir and the sweep goes on (the multirun ends with a summary and a non-zero status, see
+    brainlab.utils.hydra_callbacks); in an Optuna sweep a failed trial raises, and the sweeper records it.
     """
     try:
-        return metric_value(run(cfg), cfg.get("optimized_metric"))
+        with signals_as_exits():
+            return metric_value(run(cfg), cfg.get("optimized_metric"))
+    except RunInterrupted as exc:
+        exit_interrupted(exc, cfg)
+    except KeyboardInterrupt:
+        exit_interrupted(RunInterrupted(signal.SIGINT, None, "(a second Ctrl-C, or outside training)"), cfg)
     except Exception as exc:
         known = find_brainlab_error(exc) or lightning_config_error(exc)
         message = str(known) if known else f"{type(exc).__name__}: {exc}"
         if in_multirun():
             log.exception("job failed: %s", message)
-            out = Path(cfg.paths.output_dir)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "error.txt").write_text(message + "\n")
-            return math.nan
+            record_failure(cfg, message)
+            if in_optuna_sweep():
+                raise
+            return None
         exit_with_one_line(exc)
     finally:
         close_loggers()
+
+
+def exit_interrupted(exc: RunInterrupted, cfg: DictConfig | None = None) -> NoReturn:
+    """A signal ends the program (and a multirun: the sweep stops too) with one line and status 128 + signal."""
+    line = interrupted_line(exc, cfg)
+    log.error("%s", line)
+    print(f"stopped: {line}", file=sys.stderr)
+    raise SystemExit(exc.exit_code) from None
 
 
 def exit_with_one_line(exc: Exception) -> NoReturn:
@@ -202,4 +338,5 @@ def lightning_config_error(exc: BaseException) -> ConfigError | None:
     return None
 
 
-__all__ = ["run", "main", "build", "finish", "check_trainer", "check_ckpt_path", "exit_with_one_line"]
+__all__ = ["run", "main", "build", "finish", "check_trainer", "check_ckpt_path", "resolve_ckpt_path",
+           "exit_with_one_line", "exit_interrupted", "metric_value"]

@@ -12,6 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
+from brainlab.core.atomic import atomic_write_text
 from brainlab.core.datamodule import full_dataset
 from brainlab.core.errors import ConfigError
 
@@ -112,8 +113,8 @@ class TargetTable(pl.Callback):
         self.rows = build_table(self.table, self.target, metrics, measured, reason)
         if trainer.is_global_zero:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            (self.output_dir / "targets.md").write_text(to_markdown(self.rows) + self.details(trainer, pl_module))
-            (self.output_dir / "targets.json").write_text(json.dumps(self.rows, indent=2))
+            atomic_write_text(self.output_dir / "targets.md", to_markdown(self.rows) + self.details(trainer, pl_module))
+            atomic_write_text(self.output_dir / "targets.json", json.dumps(self.rows, indent=2))
         self.log_table(trainer)
         own = next((r for r in self.rows if r["id"] == self.target), None)
         if own is not None and own["gap"] is not None:

@@ -128,6 +128,8 @@ class Phase(pl.LightningModule):
         self.reset_states()
         loss = self.step(batch, stage)
         if stage == "train" and not torch.isfinite(loss):
+            for logger in self.loggers:  # keep the loss history up to the bad step (csv writes in batches)
+                logger.save()
             raise TrainingError(
                 f"train/loss became {loss.item()} at step {self.global_step}: lower model.optimizer.lr "
                 "(or set trainer.gradient_clip_val) and check the input data for NaN/inf"

@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from brainlab.core.atomic import atomic_write_text
+
 
 def git_state(cwd: Path | None = None) -> dict[str, Any]:
     """Commit and dirty flag of the checkout the code runs from (None outside git)."""
@@ -40,10 +42,10 @@ def write_record(cfg: DictConfig, output_dir: Path, seed: int) -> Path:
     """Write `record/` into the run dir; returns its path."""
     record = output_dir / "record"
     record.mkdir(parents=True, exist_ok=True)
-    (record / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_text(record / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     # with its interpolations, so that eval.py can re-point paths.output_dir at a new run dir
-    (record / "config.unresolved.yaml").write_text(OmegaConf.to_yaml(cfg))
-    (record / "requirements.txt").write_text("\n".join(installed_packages()) + "\n")
+    atomic_write_text(record / "config.unresolved.yaml", OmegaConf.to_yaml(cfg))
+    atomic_write_text(record / "requirements.txt", "\n".join(installed_packages()) + "\n")
     info = {
         "seed": seed,
         "git": git_state(),
@@ -52,5 +54,5 @@ def write_record(cfg: DictConfig, output_dir: Path, seed: int) -> Path:
         "host": platform.node(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (record / "run.json").write_text(json.dumps(info, indent=2))
+    atomic_write_text(record / "run.json", json.dumps(info, indent=2))
     return record
