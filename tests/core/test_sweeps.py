@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from conftest import ROOT, TINY
+from helpers.config import ROOT, TINY
 
 FAST = [*TINY, "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "data.test_samples_per_class=2"]
 ENV = {**os.environ, "WANDB_SILENT": "true", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
@@ -50,7 +50,9 @@ def test_failed_job_is_logged_and_the_sweep_goes_on(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     overrides = ["model.net.hidden_dim=0,16,24", "logger=wandb", f"hydra.sweep.dir={sweep}"]
     result = train("-m", *FAST, *overrides, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 1, "a multirun with a failed job exits non-zero"
+    assert f"1 of 3 jobs failed (sweep dir {sweep}):" in result.stderr
+    assert "  job 0 (" in result.stderr and "hidden_dim must be a positive integer, got 0" in result.stderr
     failed, *good = job_dirs(sweep)
     assert (failed / "error.txt").read_text().strip() == "model.net.hidden_dim must be a positive integer, got 0"
     assert "job failed" in (failed / "train.log").read_text()
