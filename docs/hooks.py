@@ -64,7 +64,8 @@ def caching_tables(run: dict[str, Any]) -> str:
         cells = [_s(r["epoch"].get(cache, {}).get(b, {}).get("epoch_s")) for b in BACKENDS]
         lines.append(f"| {cache} | " + " | ".join(cells) + " |")
     lines += ["", "Loader alone and the compute-only floor:", "",
-              "| cache | loader epoch s | x vs none | build s | " + " | ".join(f"e2e/floor {b}" for b in BACKENDS) + " |",
+              "| cache | loader epoch s | x vs none | build s | "
+              + " | ".join(f"e2e/floor {b}" for b in BACKENDS) + " |",
               "|---|---|---|---|" + "---|" * len(BACKENDS)]
     for cache in CACHES:
         row = r["loader"].get(cache)
