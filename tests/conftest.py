@@ -7,33 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from helpers.config import CONF, ROOT, TINY, compose_cfg  # noqa: F401 - re-exported to fixtures
 from omegaconf import DictConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-# Small enough for a few-second run on 2 CPU cores.
-TINY = [
-    "data.num_classes=4",
-    "data.n_channels=16",
-    "data.duration_us=200000",
-    "data.n_time_bins=20",
-    "data.transform.transforms.0.time_window=10000",
-    "data.samples_per_class=12",
-    "data.test_samples_per_class=4",
-    "data.batch_size=16",
-    "model.net.hidden_dim=16",
-    "trainer.max_epochs=1",
-    "callbacks.progress_bar=null",
-    "trainer.enable_model_summary=false",
-]
-
-
-def compose_cfg(output_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
-    """Compose `conf/train.yaml` as `python train.py <overrides>` would, writing into `output_dir`."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", overrides=[f"paths.output_dir={output_dir}", *overrides])
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import nir
@@ -11,7 +10,8 @@ import pytest
 import sinabs
 import sinabs.layers as sl
 import torch
-from conftest import TINY, compose_cfg
+from helpers.config import TINY, compose_cfg
+from helpers.events import make_shd
 from torch import nn
 
 from brainlab.core.errors import ConfigError, DataError
@@ -31,9 +31,6 @@ from brainlab.snn.factory import is_spiking
 from brainlab.snn.fastsnn import FastSNNNeuron
 from brainlab.snn.fused import neuron as fused_neuron
 from brainlab.train import run
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_events import make_shd  # noqa: E402
 
 LIF = ["model.net.neuron.kind=lif", "++model.net.neuron.tau_mem=4.0", "model.net.neuron.spike_threshold=0.1"]
 

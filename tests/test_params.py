@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import compose_cfg
+from helpers.config import compose_cfg
 
 from brainlab.params import GUIDE_7B, build_on_meta, main, table
 

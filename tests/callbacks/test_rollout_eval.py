@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,13 @@ import gymnasium as gym
 import minari
 import numpy as np
 import pytest
+from helpers.minari import recorded, write_cartpole, write_missing_env_dataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_minari import recorded, write_cartpole, write_missing_env_dataset  # noqa: E402
-
-from brainlab.callbacks.rollout_eval import RolloutEvaluation  # noqa: E402
-from brainlab.core.errors import ConfigError  # noqa: E402
-from brainlab.data.minari import datasets_path  # noqa: E402
-from brainlab.phases.active_inference import ActiveInferencePhase  # noqa: E402
-from brainlab.train import run  # noqa: E402
+from brainlab.callbacks.rollout_eval import RolloutEvaluation
+from brainlab.core.errors import ConfigError
+from brainlab.data.minari import datasets_path
+from brainlab.phases.active_inference import ActiveInferencePhase
+from brainlab.train import run
 
 DATASET = "test/cartpole/rollouts-v0"
 QUIET = ("callbacks.progress_bar=null", "trainer.enable_model_summary=false")

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import compose_cfg
+from helpers.config import compose_cfg
 
 from brainlab.core import aliases
 from brainlab.core.aliases import current_target, rewrite_targets

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, TINY, compose_cfg
+from helpers.config import CONF, TINY, compose_cfg
 
 from brainlab.core.errors import ConfigError
 from brainlab.eval import evaluate

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fixtures_babi import SAMPLE, write_release
+from helpers.babi import SAMPLE, write_release
 
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.babi import (

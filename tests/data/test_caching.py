@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.config import compose_cfg
+from helpers.events import make_ssc
 from hydra.utils import instantiate
 from tonic.transforms import Compose, ToFrame
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conftest import compose_cfg  # noqa: E402
-from fixtures_events import make_ssc  # noqa: E402
 
 from brainlab.core.errors import ConfigError  # noqa: E402
 from brainlab.data.augment import ChannelDrop, RandomFlip, TimeShift  # noqa: E402
@@ -207,7 +203,7 @@ def test_augmentation_applies_to_training_batches_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["shd", "ssc", "nmnist", "dvs_gesture"])
 def test_every_strategy_serves_each_real_reader_exactly_as_none(name: str, tmp_path: Path) -> None:
     """Through each DataModule on its tonic-format fixture: val/test frames and targets equal `none`'s."""
-    from fixtures_events import make_dvs_gesture, make_nmnist, make_shd
+    from helpers.events import make_dvs_gesture, make_nmnist, make_shd
 
     makers = {"shd": make_shd, "ssc": make_ssc, "nmnist": make_nmnist, "dvs_gesture": make_dvs_gesture}
     small = {"dvs_gesture": ["data.spatial_factor=0.25", "data.frame_size=32"]}

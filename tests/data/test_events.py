@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tonic
+from helpers.config import compose_cfg
+from helpers.events import balanced, make_shd, write_hsd
 from hydra.utils import instantiate
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conftest import compose_cfg  # noqa: E402
-from fixtures_events import balanced, make_shd, write_hsd  # noqa: E402
 
 from brainlab.core.errors import ConfigError, DataError, find_brainlab_error  # noqa: E402
 from brainlab.data.events import FixedTimeBins, frames_made  # noqa: E402

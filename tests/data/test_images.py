@@ -10,7 +10,7 @@ import kornia.augmentation as K
 import numpy as np
 import pytest
 import torch
-from fixtures_images import class_colour, class_names, draw_image, image_rows, write_image_folder
+from helpers.images import class_colour, class_names, draw_image, image_rows, write_image_folder
 from PIL import Image
 
 from brainlab.core.errors import ConfigError, DataError

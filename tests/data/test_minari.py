@@ -10,7 +10,7 @@ import minari
 import numpy as np
 import pytest
 import torch
-from fixtures_minari import balance_policy, needs_mujoco, recorded, write_antmaze, write_cartpole
+from helpers.minari import balance_policy, needs_mujoco, recorded, write_antmaze, write_cartpole
 
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.minari import (

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixtures_mosei import (  # noqa: E402
+from helpers.mosei import (
     DIMS,
     SPLIT_SIZES,
     write_csd,

@@ -4,20 +4,16 @@ tonic classes, end to end into batches and through `brainlab.train.run` for ever
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tonic
 import torch
+from helpers.config import compose_cfg
+from helpers.events import make_dvs_gesture, make_nmnist, make_shd, make_ssc
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conftest import compose_cfg  # noqa: E402
-from fixtures_events import make_dvs_gesture, make_nmnist, make_shd, make_ssc  # noqa: E402
 
 from brainlab.core.errors import DataError  # noqa: E402
 from brainlab.data.events import Chain, FixedTimeBins  # noqa: E402

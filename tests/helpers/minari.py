@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+
 from helpers.minari_writer import write_dataset
 
 ANTMAZE_ENV = "gymnasium_robotics:AntMaze_UMaze-v5"

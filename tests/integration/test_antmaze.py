@@ -5,7 +5,6 @@ Skips without the mujoco extra (gymnasium-robotics + mujoco)."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,11 @@ import minari
 import numpy as np
 import pytest
 import torch
+from helpers.minari import needs_mujoco, recorded, write_antmaze
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_minari import needs_mujoco, recorded, write_antmaze  # noqa: E402
-
-from brainlab.data.minari import MinariDataModule, datasets_path  # noqa: E402
-from brainlab.phases.active_inference import ActiveInferencePhase  # noqa: E402
-from brainlab.train import run  # noqa: E402
+from brainlab.data.minari import MinariDataModule, datasets_path
+from brainlab.phases.active_inference import ActiveInferencePhase
+from brainlab.train import run
 
 pytestmark = needs_mujoco
 DATASET = "test/antmaze/random-v0"

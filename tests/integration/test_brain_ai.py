@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, compose_cfg
+from helpers.config import CONF, compose_cfg
 from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 

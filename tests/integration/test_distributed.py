@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
-from conftest import compose_cfg
+from helpers.config import compose_cfg
 
 from brainlab.core.errors import ConfigError
 from brainlab.eval import evaluate

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, TINY
+from helpers.config import ROOT, TINY
 
 FAST = [*TINY, "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "data.test_samples_per_class=2"]
 

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from helpers.config import compose_cfg
+from helpers.events import make_nmnist
+from helpers.fmnist import make_fmnist
 
 from brainlab.nets.readout_snn import LeakyReadout
 from brainlab.train import run
-
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS))
-sys.path.insert(0, str(TESTS / "data"))
-from conftest import compose_cfg  # noqa: E402
-from fixtures_events import make_nmnist  # noqa: E402
-from test_fmnist_data import make_fmnist  # noqa: E402
 
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
 

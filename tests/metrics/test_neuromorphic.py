@@ -10,7 +10,7 @@ import nir
 import pytest
 import sinabs
 import torch
-from conftest import TINY, compose_cfg
+from helpers.config import TINY, compose_cfg
 from PIL import Image
 from torch import nn
 

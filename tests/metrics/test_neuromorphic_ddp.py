@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY, compose_cfg
+from helpers.config import TINY, compose_cfg
 
 from brainlab.measure import main
 from brainlab.train import run

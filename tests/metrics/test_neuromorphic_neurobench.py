@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY, compose_cfg
+from helpers.config import TINY, compose_cfg
 from torch import nn
 
 from brainlab.metrics.neuromorphic import measure

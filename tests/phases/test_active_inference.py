@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,13 @@ import minari
 import numpy as np
 import pytest
 import torch
+from helpers.minari import recorded, write_cartpole
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_minari import recorded, write_cartpole  # noqa: E402
-
-from brainlab.core.errors import ConfigError  # noqa: E402
-from brainlab.data.minari import MinariDataModule, datasets_path  # noqa: E402
-from brainlab.nets.active_inference import ActiveInferenceNet, EFEPlanner  # noqa: E402
-from brainlab.phases.active_inference import ActiveInferencePhase  # noqa: E402
-from brainlab.train import run  # noqa: E402
+from brainlab.core.errors import ConfigError
+from brainlab.data.minari import MinariDataModule, datasets_path
+from brainlab.nets.active_inference import ActiveInferenceNet, EFEPlanner
+from brainlab.phases.active_inference import ActiveInferencePhase
+from brainlab.train import run
 
 DATASET = "test/cartpole/balance-v0"
 

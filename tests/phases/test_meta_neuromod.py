@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.meta import episode_batch, meta_train_then_test, one_thread, tiny_net  # noqa: F401
+from helpers.miniimagenet import write_miniimagenet
+from helpers.omniglot import write_omniglot
 from torch.func import functional_call
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "data"))
-sys.path.insert(0, str(TESTS / "phases"))
-from test_meta_phase import episode_batch, meta_train_then_test, one_thread, tiny_net  # noqa: E402, F401
-from test_miniimagenet_data import write_miniimagenet  # noqa: E402
-from test_omniglot_data import write_omniglot  # noqa: E402
+from brainlab.core.errors import ConfigError
+from brainlab.data.omniglot import OmniglotDataModule
+from brainlab.phases.meta import MAML, layer_of
+from brainlab.train import run
 
-from brainlab.core.errors import ConfigError  # noqa: E402
-from brainlab.data.omniglot import OmniglotDataModule  # noqa: E402
-from brainlab.phases.meta import MAML, layer_of  # noqa: E402
-from brainlab.train import run  # noqa: E402
-
-pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture imported from test_meta_phase
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture from helpers.meta
 
 
 def reference_grads(net: torch.nn.Module, batch: dict, lrs: dict[str, torch.Tensor], steps: int,

@@ -5,26 +5,23 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.babi import write_release
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_babi import write_release  # noqa: E402
-
-from brainlab.core.errors import ConfigError  # noqa: E402
-from brainlab.nets.memnet import MemN2N, position_encoding  # noqa: E402
-from brainlab.phases.reasoning import (  # noqa: E402
+from brainlab.core.errors import ConfigError
+from brainlab.nets.memnet import MemN2N, position_encoding
+from brainlab.phases.reasoning import (
     ReasoningPhase,
     parse_supervision,
     proof_recall,
     supervision_loss,
 )
-from brainlab.train import run  # noqa: E402
+from brainlab.train import run
 
 FAST = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "data.variant=en"]
 

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import datasets
 import pytest
 import torch
+from helpers.images import image_rows, write_image_folder
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_images import image_rows, write_image_folder  # noqa: E402
-
-from brainlab.core.errors import ConfigError  # noqa: E402
-from brainlab.nets.encoding import ImageEncoder  # noqa: E402
-from brainlab.nets.sew_resnet import SEWResNet  # noqa: E402
-from brainlab.nets.spiking_vit import SpikingViT  # noqa: E402
-from brainlab.phases.vision_snn import VisionSNN  # noqa: E402
-from brainlab.snn.factory import spiking_layers  # noqa: E402
-from brainlab.snn.fused import neuron as fused_neuron  # noqa: E402
-from brainlab.snn.sinabs_backend import neuron as sinabs_neuron  # noqa: E402
-from brainlab.train import run  # noqa: E402
+from brainlab.core.errors import ConfigError
+from brainlab.nets.encoding import ImageEncoder
+from brainlab.nets.sew_resnet import SEWResNet
+from brainlab.nets.spiking_vit import SpikingViT
+from brainlab.phases.vision_snn import VisionSNN
+from brainlab.snn.factory import spiking_layers
+from brainlab.snn.fused import neuron as fused_neuron
+from brainlab.snn.sinabs_backend import neuron as sinabs_neuron
+from brainlab.train import run
 
 SHAPE = (3, 16, 16)
 SMALL = [

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.mosei import write_csd_release, write_mult_pickle
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from fixtures_mosei import write_csd_release, write_mult_pickle  # noqa: E402
-
-from brainlab.core.errors import ConfigError  # noqa: E402
-from brainlab.metrics.sentiment import SentimentMetrics, WinCounts, seven_class  # noqa: E402
-from brainlab.nets.workspace import WorkspaceNet, winners  # noqa: E402
-from brainlab.phases.workspace import WorkspacePhase  # noqa: E402
-from brainlab.train import run  # noqa: E402
+from brainlab.core.errors import ConfigError
+from brainlab.metrics.sentiment import SentimentMetrics, WinCounts, seven_class
+from brainlab.nets.workspace import WorkspaceNet, winners
+from brainlab.phases.workspace import WorkspacePhase
+from brainlab.train import run
 
 FAST = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "model.net.hidden_dim=32",
         "model.net.workspace_dim=32", "data.batch_size=16"]

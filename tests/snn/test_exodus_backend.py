@@ -84,12 +84,8 @@ def test_gpu_speed_grid_includes_exodus(tmp_path) -> None:
 
 
 def _ssc_exodus_cfg(tmp_path, *overrides: str):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-    from conftest import compose_cfg
-    from fixtures_events import make_ssc
+    from helpers.config import compose_cfg
+    from helpers.events import make_ssc
 
     root = make_ssc(tmp_path / "ssc", train=16, events=600)
     return compose_cfg(tmp_path / "run", [

@@ -96,12 +96,9 @@ def test_fastsnn_backend_runs_the_default_run(make_cfg) -> None:
 def test_shd_fastsnn_experiment_end_to_end_on_fixtures(tmp_path) -> None:
     """experiment=shd_fastsnn through brainlab.train.run on a generated SHD-format fixture (coarse bins)."""
     import json
-    import sys
-    from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-    from conftest import compose_cfg
-    from fixtures_events import make_shd
+    from helpers.config import compose_cfg
+    from helpers.events import make_shd
 
     root = make_shd(tmp_path / "shd", train=16, events=600)
     cfg = compose_cfg(tmp_path / "run", [

@@ -133,7 +133,7 @@ ALIF_RECURRENT = ("model.net.neuron.kind=alif", "+model.net.neuron.tau_mem=5.0",
                          ids=["fp32-alif-recurrent", "bf16-iaf"])
 def test_fused_trains_like_sinabs_in_the_default_run(tmp_path, precision: str, neuron: tuple[str, ...]) -> None:
     """`python train.py backend=fused` (TINY): the same training as backend=sinabs, step for step."""
-    from conftest import TINY, compose_cfg
+    from helpers.config import TINY, compose_cfg
 
     extra = ["trainer.max_epochs=1", "model.scheduler.warmup_steps=2", "model.optimizer.lr=0.01",
              f"trainer.precision={precision}", *neuron]

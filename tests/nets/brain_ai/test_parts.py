@@ -141,7 +141,7 @@ def test_htm_refuses_bad_config(bad: dict) -> None:
 
 
 def checkpointed_gradients_match(tmp_path) -> None:
-    from conftest import compose_cfg
+    from helpers.config import compose_cfg
     from hydra.utils import instantiate
     from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
 
