@@ -1,14 +1,20 @@
 """Lightning's CSVLogger, made safe for a file continued by a new process (ddp_spawn: fit, then test); Lightning's
-advertising tips kept out of the terminal."""
+advertising tips kept out of the terminal; a resumed run continues its loggers (`continue_loggers`)."""
 
 from __future__ import annotations
 
 import csv
 import logging
+from pathlib import Path
+from typing import Any
 
+import torch
+from omegaconf import DictConfig
 from pytorch_lightning.loggers import CSVLogger as LightningCSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
+
+log = logging.getLogger(__name__)
 
 
 class AppendingExperimentWriter(ExperimentWriter):
@@ -51,3 +57,38 @@ def hide_lightning_tips() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropLightningTips) for f in logger.filters):
             logger.addFilter(DropLightningTips())
+
+
+def saved_logger_identity(ckpt_path: str | Path) -> dict[str, dict[str, Any]]:
+    """The loggers' identity a checkpoint holds (written by `brainlab.callbacks.resume_state`; {} if none)."""
+    path = Path(ckpt_path)
+    if not path.is_file():  # a sharded FSDP checkpoint (a directory) holds none
+        return {}
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.warning("could not read the loggers' identity from %s: %s", path, exc)
+        return {}
+    found = checkpoint.get("logger_identity") if isinstance(checkpoint, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def continue_loggers(logger_cfg: DictConfig | None, ckpt_path: str | Path) -> list[str]:
+    """Point the loggers of a resumed run at the run they continue: the same W&B run id (`resume: allow`), the
+    same TensorBoard log dir. An id or dir the config sets itself wins. Returns what was continued."""
+    if not logger_cfg:
+        return []
+    saved = saved_logger_identity(ckpt_path)
+    done = []
+    for name, entry in logger_cfg.items():
+        target = str((entry or {}).get("_target_", ""))
+        if target.endswith("WandbLogger") and saved.get("wandb", {}).get("id") and not entry.get("id"):
+            entry.id = saved["wandb"]["id"]
+            entry.resume = "allow"
+            done.append(f"{name}: W&B run {entry.id}")
+        elif target.endswith("TensorBoardLogger") and saved.get("tensorboard", {}).get("log_dir"):
+            entry.save_dir, entry.name, entry.version = saved["tensorboard"]["log_dir"], None, ""
+            done.append(f"{name}: {entry.save_dir}")
+    for line in done:
+        log.info("resumed run continues logger %s", line)
+    return done

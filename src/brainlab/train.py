@@ -29,7 +29,7 @@ from brainlab.callbacks.preemption import PREEMPT_NAME, Preemption, RunInterrupt
 from brainlab.callbacks.target_table import TargetTable
 from brainlab.core.atomic import atomic_write_text
 from brainlab.core.errors import ConfigError, find_brainlab_error
-from brainlab.loggers import hide_lightning_tips
+from brainlab.loggers import continue_loggers, hide_lightning_tips
 from brainlab.report import print_report
 from brainlab.utils.checkpoint_io import AtomicCheckpointIO
 from brainlab.utils.instantiate import instantiate_dict
@@ -153,7 +153,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     pl.seed_everything(seed, workers=True)
-    write_record(cfg, output_dir, seed)
+    resumed_from = ckpt_path if ckpt_path and cfg.get("train", True) else None
+    if resumed_from:
+        continue_loggers(cfg.get("logger"), resumed_from)
+    write_record(cfg, output_dir, seed, resumed_from=resumed_from)
     datamodule, model, trainer = build(cfg)
     try:
         if cfg.get("train", True):

@@ -6,20 +6,17 @@ The CUDA tests are marked `gpu` (they skip without CUDA); the same path runs on 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers.config import TINY, compose_cfg
 from hydra.utils import instantiate
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conftest import TINY, compose_cfg  # noqa: E402
 
 from brainlab.core.errors import ConfigError, find_brainlab_error  # noqa: E402
 from brainlab.data.caching import DeviceBatches, DeviceFrames, MemoryCache  # noqa: E402
+from brainlab.data.sampler import SeededSampler  # noqa: E402
 
 
 def datamodule(tmp_path: Path, *overrides: str):
@@ -90,21 +87,24 @@ def test_without_cuda_cache_gpu_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_epochs_are_seeded_and_ranks_share_no_sample(monkeypatch) -> None:
+    import brainlab.data.sampler as sampler_module
+
     packed = MemoryCache().wrap([(np.full((2, 3), i, np.float32), i % 4) for i in range(11)], "k")
     store = DeviceFrames(packed, torch.device("cpu"))
     torch.manual_seed(0)
     a = DeviceBatches(store, 4, shuffle=True, drop_last=False)
-    torch.manual_seed(0)
-    b = DeviceBatches(store, 4, shuffle=True, drop_last=False)
+    torch.manual_seed(123)  # the order depends on the sampler's seed and the epoch, never on the global RNG
+    b = DeviceBatches(store, 4, shuffle=True, drop_last=False, sampler=SeededSampler(11, seed=a.sampler.seed))
     first_a, first_b = frames_of(a)[0][:, 0, 0], frames_of(b)[0][:, 0, 0]
     np.testing.assert_array_equal(first_a, first_b)  # same seed: same order
     assert sorted(first_a.tolist()) == list(range(11))
+    np.testing.assert_array_equal(frames_of(a)[0][:, 0, 0], first_a)  # the same epoch again: the same order
+    a.sampler.set_epoch(1)
     assert not np.array_equal(frames_of(a)[0][:, 0, 0], first_a), "a new order each epoch"
     seen = []
     for rank in (0, 1):  # two DDP ranks: equal batch counts, disjoint samples (one repeat to even out)
-        monkeypatch.setattr(DeviceBatches, "_shard", staticmethod(lambda r=rank: (r, 2)))
-        torch.manual_seed(0)
-        shard = DeviceBatches(store, 4, shuffle=True, drop_last=False)
+        monkeypatch.setattr(sampler_module, "shard", lambda r=rank: (r, 2))
+        shard = DeviceBatches(store, 4, shuffle=True, drop_last=False, sampler=SeededSampler(11, seed=0))
         assert len(shard) == 2
         seen += frames_of(shard)[0][:, 0, 0].tolist()
     assert len(seen) == 12 and set(seen) == set(range(11))

@@ -5,18 +5,24 @@ False until a dataset proves it holds the complete published data) and the loade
 (`brainlab.data.loaders`). `SplitDataModule` adds train/val/test loaders over `self.datasets`; `CachedDataModule`
 puts each split behind a cache strategy (`cache=none|disk|memory|gpu`), keyed by the data, the split and the
 transform. Dataset files only say what is particular to their dataset.
+
+Every loader draws its order from a `brainlab.data.sampler.SeededSampler` keyed by (seed, epoch), whatever the
+cache; `resume_training_at(epoch, batches)` (the `brainlab.core.resume.ResumableData` interface, called by the
+resume-state callback) makes the next training loader start after the batches a resumed run already did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from brainlab.data.caching import CacheStrategy, NoCache, transform_key
 from brainlab.data.loaders import LoaderSettings
+from brainlab.data.sampler import SeededSampler
 
 
 class DataModule(pl.LightningDataModule):
@@ -29,6 +35,7 @@ class DataModule(pl.LightningDataModule):
                  drop_last: bool = False) -> None:
         super().__init__()
         self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory, drop_last)
+        self.resume_at: tuple[int, int] | None = None
 
     @property
     def is_full_dataset(self) -> bool:
@@ -57,9 +64,27 @@ class DataModule(pl.LightningDataModule):
     def drop_last(self) -> bool:
         return self.loader_settings.drop_last
 
-    def dataloader(self, dataset: Dataset, shuffle: bool = False, **kwargs: Any) -> DataLoader:
-        """A DataLoader over `dataset` with this module's loader settings."""
-        return self.loader_settings.dataloader(dataset, shuffle=shuffle, **kwargs)
+    # --- order and exact resume ------------------------------------------------------------------------
+    def resume_training_at(self, epoch: int, batches: int) -> None:
+        """The next training (shuffled) loader starts epoch `epoch` after its first `batches` batches."""
+        self.resume_at = (int(epoch), int(batches))
+
+    def sampler(self, dataset: Dataset, shuffle: bool) -> SeededSampler:
+        """The seeded sampler of a loader over `dataset`; a shuffled (training) one takes a pending resume."""
+        sampler = SeededSampler(len(dataset), shuffle=shuffle,  # type: ignore[arg-type]
+                                drop_last=self.drop_last and shuffle)
+        if shuffle and self.resume_at is not None:
+            epoch, batches = self.resume_at
+            self.resume_at = None
+            sampler.resume(epoch, batches * (self.batch_size or 1))
+        return sampler
+
+    def dataloader(self, dataset: Dataset, shuffle: bool = False, sampler: Sampler | None = None,
+                   **kwargs: Any) -> DataLoader:
+        """A DataLoader over `dataset` with this module's loader settings and seeded sampler."""
+        if sampler is None:
+            sampler = self.sampler(dataset, shuffle)
+        return self.loader_settings.dataloader(dataset, shuffle=shuffle, sampler=sampler, **kwargs)
 
 
 class SplitDataModule(DataModule):
@@ -103,11 +128,23 @@ class CachedDataModule(SplitDataModule):
         """Identifies the raw data (location, version, file list) in cache keys."""
         return self.dataset_name
 
+    def raw_files(self) -> Sequence[Path]:
+        """The raw files the splits are read from (their contents are fingerprinted into persistent cache keys):
+        every file under `self.root` when the module has one, none for generated data."""
+        root = getattr(self, "root", None)
+        if root is None or not Path(root).is_dir():
+            return []
+        return sorted(p for p in Path(root).rglob("*") if p.is_file())
+
     def cache_splits(self, splits: Mapping[str, Dataset], transform: Any) -> None:
-        """Wrap each split in the cache, keyed by the data, the split, `transform` and the split hash."""
+        """Wrap each split in the cache, keyed by the data (and the raw files' contents, for a cache that
+        persists), the split, `transform` and the split hash."""
+        content = self.cache.fingerprint(self.raw_files()) if self.cache.persistent else ""
         for split, dataset in splits.items():
-            key = transform_key(self.dataset_id(), split, transform, self.split_hash)
+            key = transform_key(self.dataset_id(), content, split, transform, self.split_hash)
             self.datasets[split] = self.cache.wrap(dataset, key=f"{self.dataset_name}/{split}/{key}")
 
     def loader(self, split: str, shuffle: bool) -> Any:
-        return self.cache.loader(self.datasets[split], **self.loader_settings.options(shuffle))
+        dataset = self.datasets[split]
+        return self.cache.loader(dataset, sampler=self.sampler(dataset, shuffle),
+                                 **self.loader_settings.options(shuffle))

@@ -10,6 +10,12 @@ writes one HDF5 file per sample in place (a crash leaves a truncated file that i
 ~0.85 ms per SSC-shaped sample here. The `disk` strategy below keys by the transform's parameters, writes a
 packed sparse store atomically (build in a temp dir, one `rename`), checks it on load (sizes, offsets, crc32),
 moves a corrupt store aside and rebuilds it, and serves memory-mapped batches many times faster.
+
+Every strategy serves its batches in the order of one `brainlab.data.sampler.SeededSampler` (keyed by seed and
+epoch), and neither building nor reading a cache touches the global RNG: the same seed gives the same numbers with
+any strategy. Persistent entries (`disk`) are also keyed by a content fingerprint of the raw files (`fingerprint`,
+memoised per file by its size, mtime, ctime and inode, so an in-place edit that keeps size and mtime is still
+seen); temp folders of dead writers are removed and only the last few corrupt entries kept.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
 import warnings
@@ -33,11 +40,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from brainlab.core.errors import ConfigError, DataError
+from brainlab.data.loaders import build_loader
+from brainlab.data.sampler import SeededSampler
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 ARRAYS = ("indices", "values", "offsets", "targets")
+#: corrupt entries kept aside per entry (older ones are removed)
+KEEP_CORRUPT = 3
+#: a temp folder of a writer on another host (whose process cannot be checked) is stale after this long
+STALE_TEMP_S = 24 * 3600
 
 
 def transform_key(*parts: object) -> str:
@@ -50,21 +63,27 @@ class CacheStrategy(ABC):
     """Wraps a transformed dataset; `wrap` returns a dataset with the same items."""
 
     name: str = "abstract"
+    #: whether entries outlive the run (then keys include the raw files' content fingerprint)
+    persistent: bool = False
 
     @abstractmethod
     def wrap(self, dataset: Dataset, key: str) -> Dataset:
         """Serve `dataset`'s items; `key` identifies dataset, split and transform parameters."""
 
+    def fingerprint(self, files: Sequence[Path]) -> str:
+        """A fingerprint of the raw files' contents for keys of persistent entries ("" when not persistent)."""
+        return ""
+
     def loader(
         self, dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: bool = False,
-        num_workers: int = 0, pin_memory: bool = False,
+        num_workers: int = 0, pin_memory: bool = False, sampler: SeededSampler | None = None,
     ) -> Any:
-        """An iterable of `(frames, targets)` batches over a dataset returned by `wrap`."""
-        return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers,
-            pin_memory=pin_memory, persistent_workers=num_workers > 0,
-            collate_fn=collate_packed if isinstance(dataset, PackedFrames) else None,
-        )
+        """An iterable of `(frames, targets)` batches over a dataset returned by `wrap`, in `sampler`'s order
+        (a `SeededSampler` over the run's seed when None)."""
+        packed = isinstance(dataset, PackedFrames)
+        return build_loader(dataset, sampler, shuffle=shuffle, batch_size=batch_size, drop_last=drop_last,
+                            num_workers=num_workers, pin_memory=pin_memory,
+                            collate_fn=collate_packed if packed else None, per_sample_seeds=not packed)
 
 
 class NoCache(CacheStrategy):
@@ -157,9 +176,11 @@ def _as_is(item: Any) -> Any:
 
 
 def pack(dataset: Dataset, num_workers: int = 0, desc: str = "") -> tuple[dict[str, np.ndarray], tuple]:
-    """Transform every sample once (in `num_workers` processes) and pack the non-zeros."""
+    """Transform every sample once (in `num_workers` processes) and pack the non-zeros.
+
+    The loader's seeds come from a private generator: building a cache never draws from the global RNG."""
     loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
-                        collate_fn=_as_is)
+                        collate_fn=_as_is, generator=torch.Generator().manual_seed(0))
     idx_parts: list[np.ndarray] = []
     val_parts: list[np.ndarray] = []
     counts: list[int] = []
@@ -221,6 +242,44 @@ class CorruptEntry(Exception):
     """A store on disk does not match its metadata."""
 
 
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    """A fast hash of a file's contents (blake2b, 128 bits)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def temp_name(name: str) -> str:
+    """A private temp folder name beside entry `name`: host and pid say whose it is."""
+    host = socket.gethostname().replace("-", "_") or "host"
+    return f".{name}.tmp-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def stale_temp(path: Path, now: float) -> bool:
+    """A temp folder whose writer is gone: its process died (this host), or it is older than STALE_TEMP_S."""
+    try:
+        _, tail = path.name.rsplit(".tmp-", 1)
+        host, pid, _ = tail.rsplit("-", 2)
+        age = now - path.stat().st_mtime
+    except (ValueError, OSError):
+        return False
+    if host == (socket.gethostname().replace("-", "_") or "host") and pid.isdigit():
+        return not pid_alive(int(pid))
+    return age > STALE_TEMP_S
+
+
 class DiskCache(CacheStrategy):
     """`cache=disk`: a packed, memory-mapped store per (dataset, split, transform) key under `root`.
 
@@ -230,6 +289,7 @@ class DiskCache(CacheStrategy):
     """
 
     name = "disk"
+    persistent = True
 
     def __init__(self, root: str | os.PathLike, build_workers: int = 0, verify: str = "crc") -> None:
         if verify not in ("crc", "size"):
@@ -241,8 +301,62 @@ class DiskCache(CacheStrategy):
     def entry(self, key: str) -> Path:
         return self.root / key
 
+    # --- the raw files' content fingerprint ----------------------------------------------------------------
+    def fingerprint(self, files: Sequence[Path]) -> str:
+        """A hash of every raw file's contents (not of its size and mtime, which `cp -p` and `rsync -a` keep).
+
+        Each file's digest is memoised in `<root>/.fingerprints.json` under its path, size, mtime, ctime and inode:
+        an unchanged file is not read again, and any write (which changes the ctime) rehashes it."""
+        memo_file = self.root / ".fingerprints.json"
+        try:
+            memo = json.loads(memo_file.read_text())
+        except (OSError, ValueError):
+            memo = {}
+        root = self.root.resolve()
+        parts, changed = [], False
+        for file in sorted(Path(f).resolve() for f in files):
+            if file.is_relative_to(root):  # the cache's own files are not raw data
+                continue
+            st = file.stat()
+            stamp = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+            known = memo.get(str(file))
+            if not known or known[0] != stamp:
+                known = [stamp, file_digest(file)]
+                memo[str(file)] = known
+                changed = True
+            parts.append(f"{file}:{known[1]}")
+        if changed:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = memo_file.with_name(f"{temp_name(memo_file.name)}.json")
+            try:
+                tmp.write_text(json.dumps(memo))
+                os.replace(tmp, memo_file)
+            except OSError as exc:
+                log.warning("could not save the raw-file fingerprints in %s: %s", memo_file, exc)
+                tmp.unlink(missing_ok=True)
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16] if parts else ""
+
+    # --- housekeeping ------------------------------------------------------------------------------------
+    def tidy(self, folder: Path) -> None:
+        """Remove temp folders of dead writers and all but the last KEEP_CORRUPT corrupt entries, saying so."""
+        if not folder.is_dir():
+            return
+        now = time.time()
+        corrupt: dict[str, list[Path]] = {}
+        for path in folder.iterdir():
+            if path.name.startswith(".") and ".tmp-" in path.name and stale_temp(path, now):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+                log.warning("cache: removed %s, the temp folder of a cache build that did not finish", path)
+            elif ".corrupt-" in path.name:
+                corrupt.setdefault(path.name.split(".corrupt-")[0], []).append(path)
+        for aside in corrupt.values():
+            for old in sorted(aside, key=lambda p: p.name)[:-KEEP_CORRUPT]:
+                shutil.rmtree(old, ignore_errors=True)
+                log.warning("cache: removed the old corrupt entry %s (the last %d are kept)", old, KEEP_CORRUPT)
+
     def wrap(self, dataset: Dataset, key: str) -> Dataset:
         path = self.entry(key)
+        self.tidy(path.parent)
         if path.exists():
             try:
                 return self.load(path)
@@ -263,7 +377,7 @@ class DiskCache(CacheStrategy):
         """Write the entry into a private temp dir, then rename it into place (atomic)."""
         arrays, shape = pack(dataset, self.build_workers, desc=key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp = path.with_name(temp_name(path.name))
         tmp.mkdir()
         try:
             meta: dict[str, Any] = {"format": FORMAT_VERSION, "key": key, "frame_shape": list(shape),
@@ -372,45 +486,32 @@ class DeviceFrames(Dataset):
 
 
 class DeviceBatches:
-    """An epoch of batches gathered on the device, in a seeded order (torch's global RNG at creation, plus the
-    epoch). Under torch.distributed each rank takes every world_size-th sample of the same order."""
+    """An epoch of batches gathered on the device, in the order of `sampler` (the same `SeededSampler` as every
+    other strategy's: keyed by seed and epoch, sharded per rank under torch.distributed). `sampler` is public so
+    that Lightning sets its epoch."""
 
-    def __init__(self, frames: DeviceFrames, batch_size: int, shuffle: bool, drop_last: bool) -> None:
+    def __init__(self, frames: DeviceFrames, batch_size: int, shuffle: bool, drop_last: bool,
+                 sampler: SeededSampler | None = None) -> None:
         self.frames, self.batch_size, self.shuffle, self.drop_last = frames, batch_size, shuffle, drop_last
-        self.seed = int(torch.randint(0, 2**31 - 1, (1,)).item()) if shuffle else 0
-        self.epoch = 0
+        self.sampler = sampler if sampler is not None else SeededSampler(len(frames), shuffle, drop_last=drop_last)
+        self.batch_sampler = None  # what Lightning reads of a loader: the order is `sampler`'s
 
-    @staticmethod
-    def _shard() -> tuple[int, int]:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
+    def state_dict(self) -> dict[str, Any]:
+        """Resumable for Lightning: the order is the sampler's (the resume-state callback sets the position)."""
+        return self.sampler.state_dict()
 
-    def _count(self) -> int:
-        """Samples this rank serves per epoch (equal on every rank: padded by wrapping, as torch's
-        DistributedSampler does, or cut with drop_last)."""
-        _, world = self._shard()
-        n = len(self.frames)
-        return n if world == 1 else (n // world if self.drop_last else -(-n // world))
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to load (see `state_dict`)."""
 
     def __len__(self) -> int:
-        n = self._count()
+        n = len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.frames)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-            self.epoch += 1
-        else:
-            order = torch.arange(n)
-        rank, world = self._shard()
-        if world > 1:
-            per = self._count()
-            order = torch.cat([order, order[: max(0, per * world - n)]])[rank::world][:per]
-        for b in range(len(self)):
-            yield self.frames.gather(order[b * self.batch_size:(b + 1) * self.batch_size])
+        order = torch.tensor(list(self.sampler), dtype=torch.int64)
+        stop = len(order) - len(order) % self.batch_size if self.drop_last else len(order)
+        for start in range(0, stop, self.batch_size):
+            yield self.frames.gather(order[start:start + self.batch_size])
 
 
 class GpuCache(CacheStrategy):
@@ -431,6 +532,10 @@ class GpuCache(CacheStrategy):
             )
         self.build_workers = build_workers
         self.disk = DiskCache(disk_root, build_workers) if disk_root else None
+        self.persistent = self.disk is not None
+
+    def fingerprint(self, files: Sequence[Path]) -> str:
+        return self.disk.fingerprint(files) if self.disk is not None else ""
 
     def wrap(self, dataset: Dataset, key: str) -> Dataset:
         store = self.disk if self.disk is not None else MemoryCache(self.build_workers)
@@ -439,9 +544,9 @@ class GpuCache(CacheStrategy):
 
     def loader(
         self, dataset: Dataset, *, batch_size: int, shuffle: bool, drop_last: bool = False,
-        num_workers: int = 0, pin_memory: bool = False,
+        num_workers: int = 0, pin_memory: bool = False, sampler: SeededSampler | None = None,
     ) -> Any:
         if not isinstance(dataset, DeviceFrames):
             return super().loader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                                  num_workers=num_workers, pin_memory=pin_memory)
-        return DeviceBatches(dataset, batch_size, shuffle, drop_last)
+                                  num_workers=num_workers, pin_memory=pin_memory, sampler=sampler)
+        return DeviceBatches(dataset, batch_size, shuffle, drop_last, sampler)

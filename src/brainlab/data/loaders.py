@@ -3,6 +3,11 @@
 `data.batch_size`, `data.num_workers`, `data.pin_memory` and `data.drop_last` mean the same for every dataset:
 workers persist across epochs when there are any, and `drop_last` applies to the shuffled (training) loader only,
 so evaluation always sees every sample.
+
+`build_loader` is the one DataLoader builder (the DataModules' and the cache strategies'): its order comes from a
+`brainlab.data.sampler.SeededSampler` keyed by (seed, epoch), its worker seeds from a private generator, and
+(for datasets that may draw while fetching) each sample is fetched under RNGs seeded by (seed, epoch, index), so
+iterating a loader never touches the global RNG and the numbers do not depend on the worker count.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
+from brainlab.data.sampler import SeededItems, SeededSampler, run_seed
 
 
 def worker_count(num_workers: Any) -> int:
@@ -51,6 +58,36 @@ class LoaderSettings:
 
     def dataloader(self, dataset: Dataset, *, shuffle: bool = False, sampler: Sampler | None = None,
                    collate_fn: Callable | None = None) -> DataLoader:
-        """A DataLoader over `dataset` with these settings (`sampler` replaces shuffling)."""
-        return DataLoader(dataset, sampler=sampler, collate_fn=collate_fn,
-                          persistent_workers=self.persistent_workers, **self.options(shuffle))
+        """A DataLoader over `dataset` with these settings (`sampler` replaces the seeded default)."""
+        return build_loader(dataset, sampler, collate_fn=collate_fn, **self.options(shuffle))
+
+
+class SeededDataLoader(DataLoader):
+    """A DataLoader that declares itself resumable to Lightning (`state_dict`/`load_state_dict`): its order is its
+    sampler's, a function of (seed, epoch), and a resumed run's position is set by the resume-state callback
+    before the loader is iterated."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict() if isinstance(self.sampler, SeededSampler) else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to load: the callback has set the position, and the epoch comes from Lightning."""
+
+
+def build_loader(dataset: Dataset, sampler: Sampler | None = None, *, shuffle: bool = False,
+                 batch_size: int | None = 1, drop_last: bool = False, num_workers: int = 0, pin_memory: bool = False,
+                 collate_fn: Callable | None = None, per_sample_seeds: bool = True) -> DataLoader:
+    """A DataLoader whose batches depend only on the run's seed and the epoch (see the module docstring).
+
+    `sampler`: a `SeededSampler` (made here when None, shuffled with `shuffle`) or any other sampler (kept as it
+    is). `per_sample_seeds=False` for stores that draw nothing while fetching (the packed caches).
+    """
+    if sampler is None:
+        sampler = SeededSampler(len(dataset), shuffle=shuffle, drop_last=drop_last)  # type: ignore[arg-type]
+    seed = sampler.seed if isinstance(sampler, SeededSampler) else run_seed()
+    if per_sample_seeds and isinstance(sampler, SeededSampler):
+        sampler.tag_epochs = True
+        dataset = SeededItems(dataset, seed)
+    return SeededDataLoader(dataset, sampler=sampler, batch_size=batch_size, drop_last=drop_last,
+                            num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                            collate_fn=collate_fn, generator=torch.Generator().manual_seed(seed))

@@ -7,14 +7,11 @@ checkpoint alone rebuilds the model (`Phase.load_from_checkpoint(path)`).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-import torch.distributed as dist
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
@@ -34,33 +31,11 @@ def as_container(cfg: Any) -> Any:
     return cfg
 
 
-def numpy_state_to_tensors() -> dict[str, Any]:
-    """numpy's global RNG state as tensors and numbers (loadable with torch.load(weights_only=True))."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "cached": float(cached)}
-
-
-def numpy_state_from_tensors(state: dict[str, Any]) -> None:
-    keys = state["keys"].numpy().astype(np.uint32)
-    np.random.set_state((state["name"], keys, state["pos"], state["has_gauss"], state["cached"]))
-
-
 def keep_neuron_states(phase: Phase, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
     """Load-state-dict pre-hook: neuron states keep their current (reset) values, also from older checkpoints
     that stored them. A hook, not an override, so it also runs when FSDP loads the phase as a submodule."""
     for key, buffer in phase.neuron_state_buffers().items():
         state_dict[prefix + key] = buffer.detach().clone()
-
-
-def rng_states() -> dict[str, Any]:
-    """This process's random-number states: torch, numpy, python, CUDA."""
-    return {
-        "torch": torch.get_rng_state(),
-        "numpy": numpy_state_to_tensors(),
-        "python": random.getstate(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
 
 
 class Phase(pl.LightningModule):
@@ -150,7 +125,7 @@ class Phase(pl.LightningModule):
         x = batch[0] if isinstance(batch, list | tuple) else batch
         return self(x)
 
-    # --- exact resume: random-number states travel with the checkpoint ------------------------------
+    # --- checkpoints hold weights only (RNG states and the loader position: callbacks.resume_state) ---
     def neuron_state_buffers(self) -> dict[str, torch.Tensor]:
         """Buffers of stateful layers (membrane potentials...): transient, shaped by the last batch."""
         found = {}
@@ -167,30 +142,6 @@ class Phase(pl.LightningModule):
         for key in self.neuron_state_buffers():
             state.pop(prefix + key, None)
         return state
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the RNG states of every rank, so a resumed run draws the same shuffles and noise as an
-        uninterrupted one (every rank runs this hook; with several ranks, one entry per rank)."""
-        states = rng_states()
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered: list[Any] = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, states)
-            checkpoint["rng_states"] = gathered
-        else:
-            checkpoint["rng_states"] = states
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("rng_states")
-        if isinstance(states, list):  # one per rank; a run resumed on more ranks reuses rank 0's for the new ones
-            rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-            states = states[rank] if rank < len(states) else states[0]
-        if not states:
-            return
-        torch.set_rng_state(states["torch"])
-        numpy_state_from_tensors(states["numpy"])
-        random.setstate(states["python"])
-        if states["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
 
     # --- optimisation ----------------------------------------------------------------------------
     def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,

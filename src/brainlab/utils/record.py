@@ -38,8 +38,9 @@ def installed_packages() -> list[str]:
     return sorted(f"{name}=={version}" for name, version in found.items() if name)
 
 
-def write_record(cfg: DictConfig, output_dir: Path, seed: int) -> Path:
-    """Write `record/` into the run dir; returns its path."""
+def write_record(cfg: DictConfig, output_dir: Path, seed: int, resumed_from: str | None = None) -> Path:
+    """Write `record/` into the run dir; returns its path. `resumed_from`: the checkpoint a resumed run started
+    from (None for a fresh run)."""
     record = output_dir / "record"
     record.mkdir(parents=True, exist_ok=True)
     atomic_write_text(record / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
@@ -53,6 +54,7 @@ def write_record(cfg: DictConfig, output_dir: Path, seed: int) -> Path:
         "python": platform.python_version(),
         "host": platform.node(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "resumed_from": resumed_from,
     }
     atomic_write_text(record / "run.json", json.dumps(info, indent=2))
     return record
