@@ -225,3 +225,48 @@ def test_every_strategy_serves_each_real_reader_exactly_as_none(name: str, tmp_p
     for cache in (["cache=memory"], ["cache=disk", f"cache.root={tmp_path / 'c'}"], ["cache=gpu", "cache.device=cpu"]):
         for got, ref in zip(served(*cache), want, strict=True):
             np.testing.assert_array_equal(got, ref)
+
+
+def test_disk_key_sees_a_raw_file_edited_in_place_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    import os
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.bin").write_bytes(b"\x00" * 4096)
+    (raw / "b.bin").write_bytes(b"\x01" * 100)
+    cache = DiskCache(tmp_path / "cache")
+    files = sorted(raw.iterdir())
+    first = cache.fingerprint(files)
+    assert first and cache.fingerprint(files) == first, "unchanged files: the same fingerprint"
+    st = (raw / "a.bin").stat()
+    (raw / "a.bin").write_bytes(b"\x00" * 4095 + b"\x02")  # same size
+    os.utime(raw / "a.bin", ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same mtime, as `cp -p` leaves it
+    assert (raw / "a.bin").stat().st_mtime_ns == st.st_mtime_ns
+    assert cache.fingerprint(files) != first
+    assert DiskCache(tmp_path / "cache").fingerprint([]) == ""
+
+
+def test_stale_temp_folders_and_old_corrupt_entries_are_tidied_with_a_log_line(tmp_path: Path, caplog) -> None:
+    import socket
+    import subprocess
+
+    folder = tmp_path / "s/train"
+    folder.mkdir(parents=True)
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    host = socket.gethostname().replace("-", "_")
+    stale = folder / f".k.tmp-{host}-{proc.pid}-abcd1234"
+    live = folder / f".k.tmp-{host}-{__import__('os').getpid()}-abcd1234"  # this process: still writing
+    for path in (stale, live):
+        path.mkdir()
+        (path / "values.npy").write_bytes(b"x" * 1000)
+    for i in range(5):
+        (folder / f"k.corrupt-2026010{i}T000000-abcdef").mkdir()
+    with caplog.at_level("WARNING", logger="brainlab.data.caching"):
+        DiskCache(tmp_path).wrap(source(), "s/train/k")
+    names = sorted(p.name for p in folder.iterdir())
+    assert stale.name not in names and live.name in names
+    assert [n for n in names if ".corrupt-" in n] == [f"k.corrupt-2026010{i}T000000-abcdef" for i in (2, 3, 4)]
+    assert "k" in names
+    assert any("did not finish" in r.message for r in caplog.records)
+    assert sum("old corrupt entry" in r.message for r in caplog.records) == 2
