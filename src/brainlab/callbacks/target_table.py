@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import math
@@ -19,6 +20,24 @@ from brainlab.core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured"
+
+
+def data_identity(datamodule: object) -> str | None:
+    """The string naming a run's data: a datamodule's `dataset_id` (a method of the cached event/image modules,
+    an attribute of the Minari one), None when it has none."""
+    ident = getattr(datamodule, "dataset_id", None)
+    if callable(ident):
+        ident = ident()
+    return ident if isinstance(ident, str) else None
+
+
+def row_data_matches(row: Mapping[str, Any], datamodule: object) -> bool:
+    """Whether the run's data is the data the row describes (its `data` pattern, fnmatch; no pattern: any)."""
+    pattern = row.get("data")
+    if not pattern:
+        return True
+    ident = data_identity(datamodule)
+    return ident is not None and fnmatch.fnmatchcase(ident, str(pattern))
 
 
 def row_status(row: Mapping[str, Any], achieved: float | None, measured: bool) -> str:
@@ -67,10 +86,14 @@ class TargetTable(pl.Callback):
 
     A phase may list extra report files it writes into the run dir (`report_files`, e.g. a per-task table);
     targets.md links them. A row is `not measured` unless the whole published test set was used: a datamodule reporting
-    `is_full_dataset = False` (fixtures, partial copies) or `limit_test_batches` below 1.0 says so.
+    `is_full_dataset = False` (fixtures, partial copies) or `limit_test_batches` below 1.0 says so. A row is filled
+    only by the data it describes: a row's `data` pattern (fnmatch) must match the datamodule's `dataset_id` (the
+    synthetic row only its documented set, `antmaze` only `D4RL/antmaze/*`). Debug runs (`debug=true`, which every
+    `debug=` overlay sets, or `trainer.overfit_batches`) never fill a row.
     """
 
-    def __init__(self, table: Mapping[str, Mapping[str, Any]], target: str | None, output_dir: str) -> None:
+    def __init__(self, table: Mapping[str, Mapping[str, Any]], target: str | None, output_dir: str,
+                 debug: bool = False) -> None:
         self.table = {k: dict(v) for k, v in table.items()}
         if target is not None and target not in self.table:
             raise ConfigError(f"target={target!r} is not a row of conf/targets.yaml; rows: {sorted(self.table)}")
@@ -78,17 +101,25 @@ class TargetTable(pl.Callback):
             if "metric" not in row or "value" not in row:
                 raise ConfigError(f"conf/targets.yaml row {key!r} needs `metric` and `value`")
         self.target = target
+        self.debug = bool(debug)
         self.output_dir = Path(output_dir)
         self.rows: list[dict[str, Any]] = []
 
     def measured(self, trainer: pl.Trainer) -> tuple[bool, str]:
         """Whether the test metric is the dataset's own, and why not."""
         datamodule = trainer.datamodule
-        if datamodule is not None and not full_dataset(datamodule):
-            return False, "not the full dataset"
+        if self.debug:
+            return False, "a debug run"
+        if trainer.overfit_batches:
+            return False, "an overfit run"
         limit = trainer.limit_test_batches
         if trainer.fast_dev_run or (isinstance(limit, float) and limit < 1.0) or isinstance(limit, int):
             return False, "test set limited"
+        row = self.table.get(self.target) if self.target is not None else None
+        if row is not None and not row_data_matches(row, datamodule):
+            return False, f"the run's data is not this row's ({row['data']})"
+        if datamodule is not None and not full_dataset(datamodule):
+            return False, "not the full dataset"
         return True, ""
 
     def details(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> str:
