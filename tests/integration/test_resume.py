@@ -55,3 +55,18 @@ def test_resume_from_a_mid_epoch_step_checkpoint_equals_the_uninterrupted_run(wo
         assert torch.equal(a[key], b[key]), key
     record = json.loads((Path(resumed.paths.output_dir) / "record" / "run.json").read_text())
     assert record["resumed_from"] == str(saved)
+
+
+def test_a_resumed_run_continues_its_loggers(tmp_path: Path) -> None:
+    from brainlab.loggers import continue_loggers
+
+    ckpt = tmp_path / "step.ckpt"
+    torch.save({"logger_identity": {"wandb": {"id": "abc123"}, "tensorboard": {"log_dir": "/runs/a/tensorboard"}}},
+               ckpt)
+    cfg = compose_cfg(tmp_path / "resumed", ["logger=many"])
+    assert len(continue_loggers(cfg.logger, ckpt)) == 2
+    assert cfg.logger.wandb.id == "abc123" and cfg.logger.wandb.resume == "allow"
+    assert cfg.logger.tensorboard.save_dir == "/runs/a/tensorboard" and cfg.logger.tensorboard.version == ""
+    own = compose_cfg(tmp_path / "resumed", ["logger=many", "logger.wandb.id=mine"])
+    continue_loggers(own.logger, ckpt)
+    assert own.logger.wandb.id == "mine", "an id the command gives wins"
