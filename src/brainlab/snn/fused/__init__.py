@@ -281,10 +281,12 @@ def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
 def to_sinabs(layer: FusedNeuron) -> nn.Module:
     """NIR mapping: an IAF/LIF layer as the sinabs layer of its spec with the trained time constants."""
     spec = layer.spec
-    if spec.kind not in ("iaf", "lif") or spec.recurrent:
+    if spec.kind not in ("iaf", "lif"):
         raise no_nir(layer)
     out = sinabs_backend.build(spec)
     with torch.no_grad():
+        if layer.rec_connect is not None:  # recurrent: sinabs's IAFRecurrent/LIFRecurrent with the trained weight
+            out.rec_connect.weight.data = layer.rec_connect.weight.detach().clone()
         if layer.tau_mem is not None:
             out.tau_mem.data = layer.tau_mem.detach().clone()
         if layer.tau_syn is not None:
