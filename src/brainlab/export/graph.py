@@ -30,6 +30,7 @@ from brainlab.snn.fastsnn import SilenceAfterSpike
 SOURCE = "brainlab (sinabs layers)"
 DT = "1 time step; exact exponential decay with input held over the step"
 NEURONS = (nir.IF, nir.LIF, nir.CubaLIF, nir.LI)
+IAF = (sl.IAF, sl.IAFRecurrent)  # sinabs's IAFRecurrent subclasses LIFRecurrent, not IAF
 
 
 def array(value: torch.Tensor | float) -> np.ndarray:
@@ -53,12 +54,12 @@ def neuron_node(module: nn.Module) -> nir.NIRNode:
         return node
     threshold = array(module.spike_threshold)
     tau_syn = getattr(module, "tau_syn_calculated", None)
-    if isinstance(module, sl.IAF) and tau_syn is None:
+    if isinstance(module, IAF) and tau_syn is None:
         node = nir.IF(r=np.ones_like(threshold), v_threshold=threshold)
     else:
-        alpha = array(module.alpha_mem_calculated) if not isinstance(module, sl.IAF) else np.ones(1, np.float32)
-        tau = array(module.tau_mem_calculated) if not isinstance(module, sl.IAF) else np.full(1, np.inf, np.float32)
-        if isinstance(module, sl.IAF) or module.norm_input:
+        alpha = array(module.alpha_mem_calculated) if not isinstance(module, IAF) else np.ones(1, np.float32)
+        tau = array(module.tau_mem_calculated) if not isinstance(module, IAF) else np.full(1, np.inf, np.float32)
+        if isinstance(module, IAF) or module.norm_input:
             r = np.ones_like(tau)  # NIR's own equation: V += (1 - alpha) r I
         else:
             r = 1 / (1 - alpha)
@@ -82,7 +83,7 @@ def neuron_metadata(module: sl.LIF) -> dict[str, str]:
     """
     reset, spike_fn = module.reset_fn, module.spike_fn
     meta = {"source": SOURCE, "dt": DT, "reset": type(reset).__name__,
-            "neuron": "IAF" if isinstance(module, sl.IAF) else "LIF"}
+            "neuron": "IAF" if isinstance(module, IAF) else "LIF"}
     if isinstance(reset, SilenceAfterSpike):
         meta.update(reset="first_spike_only", reset_value=str(float(reset.reset_value)),
                     note="spikes once at the first threshold crossing (V >= threshold), then silent")
@@ -196,8 +197,12 @@ def view_graph(view: nn.Module, input_shape: int | Sequence[int]) -> nir.NIRGrap
             graph = nirtorch.torch_to_nir(view, module_map, default_dict={})
         except ValueError as err:
             raise ConfigError(f"the net's forward is not a chain of layers and sums NIR can express: {err}") from err
-    nodes = {name: subgraphs.get(id(node), node) for name, node in graph.nodes.items()}
-    graph = nir.NIRGraph(nodes=nodes, edges=list(dict.fromkeys(graph.edges)), metadata={"source": SOURCE, "dt": DT})
+    rename = {name: kind for name, node in graph.nodes.items()
+              for cls, kind in ((nir.Input, "input"), (nir.Output, "output")) if isinstance(node, cls)}
+    rename = {old: new for old, new in rename.items() if new not in graph.nodes or new == old}
+    nodes = {rename.get(name, name): subgraphs.get(id(node), node) for name, node in graph.nodes.items()}
+    edges = list(dict.fromkeys((rename.get(a, a), rename.get(b, b)) for a, b in graph.edges))
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"source": SOURCE, "dt": DT})
     set_types(graph, shape)
     return graph
 
@@ -233,8 +238,16 @@ def node_output(graph: nir.NIRGraph, name: str, node: nir.NIRNode, size: np.ndar
     if isinstance(node, nir.Output):
         graph.nodes[name] = nir.Output(output_type=size)
         return size
-    if isinstance(node, nir.NIRGraph):
-        set_types(node, tuple(int(d) for d in size))
+    if isinstance(node, nir.NIRGraph):  # a recurrent neuron (recurrent_node): every inner node has the layer's shape
+        for inner, child in node.nodes.items():
+            if isinstance(child, nir.Input):
+                node.nodes[inner] = nir.Input(input_type=size)
+            elif isinstance(child, nir.Output):
+                node.nodes[inner] = nir.Output(output_type=size)
+            elif isinstance(child, NEURONS):
+                node.nodes[inner] = full_shape(child, size)
+            else:
+                child.input_type, child.output_type = {"input": size}, {"output": size}
         node.input_type, node.output_type = {"input": size}, {"output": size}
         return size
     if isinstance(node, NEURONS):

@@ -140,10 +140,12 @@ def backend_of(layer: nn.Module) -> Backend | None:
 
 
 def no_nir(layer: nn.Module) -> ConfigError:
-    """The refusal for a layer without a NIR equivalent, naming the backends that have one."""
+    """The refusal for a layer without a NIR equivalent, naming what NIR lacks and the backends that map theirs."""
     names = [name for name, plug in backends().items() if plug.to_sinabs is not None]
+    adaptive = "alif" in type(layer).__name__.lower() or getattr(getattr(layer, "spec", None), "adaptive", False)
+    missing = ("NIR 1.0's neurons (IF, LIF, CubaLIF) have a fixed threshold, ALIF's adapts" if adaptive else
+               "no backend maps it to a sinabs IAF/LIF")
     return ConfigError(
-        f"{type(layer).__name__} layers have no NIR equivalent that sinabs can write and read back (adaptive ALIF "
-        f"or recurrent neurons): export a model with IAF/LIF neurons without `recurrent` "
-        f"({', '.join(f'backend={n}' for n in names) or 'no backend has a NIR mapping'})"
+        f"{type(layer).__name__} layers have no NIR equivalent ({missing}): export a model with IAF/LIF neurons, "
+        f"recurrent or not ({', '.join(f'backend={n}' for n in names) or 'no backend has a NIR mapping'})"
     )

@@ -80,17 +80,20 @@ def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
 
 
 def to_sinabs(layer: nn.Module) -> nn.Module:
-    """NIR mapping: plain IAF/LIF/ExpLeak as they are, other sinabs.LIF subclasses copied; recurrent/ALIF refused."""
+    """NIR mapping: plain IAF/LIF/ExpLeak as they are, other sinabs.LIF subclasses (recurrent ones included) copied
+    as plain IAF/LIF (IAFRecurrent/LIFRecurrent); ALIF refused (NIR's neurons have a fixed threshold)."""
     if type(layer) in (sl.IAF, sl.LIF, sl.ExpLeak):
         return layer
-    if isinstance(layer, sl.LIF) and not list(layer.children()):  # recurrent layers hold a Linear
+    if isinstance(layer, sl.LIF):
         return plain_copy(layer)
     raise no_nir(layer)
 
 
 def plain_copy(layer: sl.LIF) -> sl.LIF:
-    """A plain sinabs.IAF/LIF with the arguments and trained time constants of a sinabs.LIF subclass."""
-    common = dict(
+    """A plain sinabs.IAF/LIF (or IAFRecurrent/LIFRecurrent, with a copy of the recurrent weight) with the arguments
+    and trained time constants of a sinabs.LIF subclass; a new layer (sinabs's recurrent layers cannot be
+    deep-copied)."""
+    common: dict[str, Any] = dict(
         spike_threshold=layer.spike_threshold.detach().clone(),
         spike_fn=layer.spike_fn,
         reset_fn=layer.reset_fn,
@@ -99,10 +102,16 @@ def plain_copy(layer: sl.LIF) -> sl.LIF:
     )
     tau_syn = getattr(layer, "tau_syn_calculated", None)
     tau_syn = None if tau_syn is None else tau_syn.detach().clone()
-    if isinstance(layer, sl.IAF):
-        return sl.IAF(tau_syn=tau_syn, **common)
-    return sl.LIF(tau_mem=layer.tau_mem_calculated.detach().clone(), tau_syn=tau_syn, norm_input=layer.norm_input,
-                  **common)
+    rec = getattr(layer, "rec_connect", None)
+    if isinstance(rec, nn.Linear):
+        common["rec_connect"] = nn.Linear(rec.in_features, rec.out_features, bias=rec.bias is not None)
+        common["rec_connect"].load_state_dict(rec.state_dict())
+    elif rec is not None:
+        raise no_nir(layer)
+    if isinstance(layer, sl.IAF | sl.IAFRecurrent):
+        return (sl.IAFRecurrent if rec is not None else sl.IAF)(tau_syn=tau_syn, **common)
+    return (sl.LIFRecurrent if rec is not None else sl.LIF)(
+        tau_mem=layer.tau_mem_calculated.detach().clone(), tau_syn=tau_syn, norm_input=layer.norm_input, **common)
 
 
 # sinabs's IAF, ExpLeak and the recurrent layers subclass LIF; ALIFRecurrent subclasses ALIF
