@@ -129,7 +129,7 @@ class GlobalAvgPool(nn.Module):
 def leaves(module: nn.Module, name: str) -> nn.Module | None:
     """`module` (of a sinabs copy) as a tree of Sequentials over export leaves; None for an identity."""
     if isinstance(module, PerStep):
-        return leaves(module.module, f"{name}.module")
+        return leaves(module.module, name)
     if isinstance(module, nn.Sequential):
         kids = list(module.named_children())
         if len(kids) == 2 and isinstance(kids[0][1], nn.Conv2d) and isinstance(kids[1][1], nn.BatchNorm2d):
@@ -143,8 +143,9 @@ def leaves(module: nn.Module, name: str) -> nn.Module | None:
             raise ConfigError(f"{name}: Conv2d padding={module.padding!r}; NIR export needs numeric padding")
         return module
     if isinstance(module, nn.MaxPool2d | nn.AdaptiveMaxPool2d):
-        raise ConfigError(f"{name}: {type(module).__name__} has no NIR 1.0 node (NIR pools by AvgPool2d or "
-                          "SumPool2d): train with avg pooling to export this net")
+        raise ConfigError(f"{name}: {type(module).__name__} has no NIR 1.0 node (NIR pools only by average or sum): "
+                          "export a net trained without max pooling (ConvSNN: model.net.pool_kind=avg; SEW-ResNet: "
+                          "model.net.stem=small)")
     raise ConfigError(f"{name}: {type(module).__name__} has no NIR node in brainlab's export")
 
 

@@ -160,10 +160,8 @@ def flatten(module: nn.Flatten) -> nir.Flatten:
 
 
 def global_pool(_module: GlobalAvgPool) -> nir.AvgPool2d:
-    """Sized by `set_types` (the kernel is the whole frame)."""
-    node = nir.AvgPool2d(kernel_size=None, stride=None, padding=np.array((0, 0)))
-    node.metadata = {"global": "true"}
-    return node
+    """Kernel 0 x 0 until `set_types` sizes it to the whole frame."""
+    return nir.AvgPool2d(kernel_size=np.array((0, 0)), stride=np.array((0, 0)), padding=np.array((0, 0)))
 
 
 MODULE_MAP: dict[type, Callable[[Any], nir.NIRNode]] = {
@@ -261,9 +259,8 @@ def node_output(graph: nir.NIRGraph, name: str, node: nir.NIRNode, size: np.ndar
                                         node.stride)
         output = np.array([node.weight.shape[0], *spatial])
     elif isinstance(node, nir.AvgPool2d | nir.SumPool2d):
-        if node.metadata.get("global") == "true":
+        if isinstance(node, nir.AvgPool2d) and not np.any(node.kernel_size):  # global_pool: the whole frame
             node.kernel_size = node.stride = np.array(size[1:])
-            node.metadata = {}
         spatial = calculate_conv_output(size[1:], node.padding, 1, node.kernel_size, node.stride)
         output = np.array([size[0], *spatial])
     elif isinstance(node, nir.Flatten):
