@@ -18,6 +18,7 @@ from brainlab.core.errors import ConfigError, DataError
 from brainlab.export import (
     SilenceAfterSpike,
     export_nir,
+    export_view,
     fold_input_scaling,
     load_phase,
     nir_graph,
@@ -25,11 +26,17 @@ from brainlab.export import (
     read_nir,
     to_sinabs,
 )
+from brainlab.export.graph import view_graph
+from brainlab.nets.conv_snn import ConvSNN
 from brainlab.nets.readout_snn import LeakyReadout
+from brainlab.nets.sew_resnet import SEWResNet
+from brainlab.nets.snn import FeedForwardSNN
+from brainlab.nets.spiking_vit import SpikingViT
 from brainlab.snn.exodus_backend import ExodusNeuron
 from brainlab.snn.factory import is_spiking
 from brainlab.snn.fastsnn import FastSNNNeuron
 from brainlab.snn.fused import neuron as fused_neuron
+from brainlab.snn.sinabs_backend import neuron as sinabs_neuron
 from brainlab.train import run
 
 LIF = ["model.net.neuron.kind=lif", "++model.net.neuron.tau_mem=4.0", "model.net.neuron.spike_threshold=0.1"]
@@ -55,7 +62,7 @@ def hidden_spikes(phase: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list
     seen: list[torch.Tensor] = []
     layers = [m for m in phase.modules() if is_spiking(m)]
     handles = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in layers]
-    phase.reset_states()
+    phase.reset_states() if hasattr(phase, "reset_states") else reset(phase)
     out = phase(x)
     for handle in handles:
         handle.remove()
@@ -129,15 +136,114 @@ def test_exodus_style_layers_convert_to_plain_sinabs_layers() -> None:
     torch.testing.assert_close(converted(x), inner(net[0](x)))
 
 
-def test_layers_without_a_nir_equivalent_are_refused_by_name() -> None:
-    net = nn.Sequential(nn.Linear(4, 3), sl.LIFRecurrent(tau_mem=5.0, rec_connect=nn.Linear(3, 3)))
-    with pytest.raises(ConfigError, match="no NIR equivalent.*ALIF or recurrent"):
+def test_adaptive_layers_are_refused_naming_the_fixed_nir_threshold() -> None:
+    net = nn.Sequential(nn.Linear(4, 3), sl.ALIF(tau_mem=5.0, tau_adapt=20.0))
+    with pytest.raises(ConfigError, match="no NIR equivalent.*fixed threshold"):
         to_sinabs(net)
-    kinds = (dict(kind="lif", tau_mem=5.0, recurrent=True, features=3), dict(kind="alif", tau_mem=5.0, tau_adapt=20.0))
-    for neuron in kinds:
-        layer = fused_neuron(**neuron)
-        with pytest.raises(ConfigError, match="no NIR equivalent"):
-            to_sinabs(nn.Sequential(nn.Linear(4, 3), layer))
+    layer = fused_neuron(kind="alif", tau_mem=5.0, tau_adapt=20.0)
+    with pytest.raises(ConfigError, match="no NIR equivalent.*fixed threshold"):
+        to_sinabs(nn.Sequential(nn.Linear(4, 3), layer))
+
+
+def read_back(view_net: nn.Module, path: Path, frames: torch.Tensor) -> torch.Tensor:
+    """`read_nir` of the NIR written for `view_net` (`export_view`) on `(batch, time, ...)` frames."""
+    view, shape = export_view(view_net)
+    nir.write(str(path), view_graph(view, shape))
+    batch, steps = frames.shape[:2]
+    out = read_nir(path, batch_size=batch)(frames.reshape(batch * steps, *frames.shape[2:]))
+    return out.reshape(batch, steps, *out.shape[1:])
+
+
+def reset(net: nn.Module) -> nn.Module:
+    for module in net.modules():
+        if hasattr(module, "reset_states") and module is not net:
+            module.reset_states()
+    return net.eval()
+
+
+RECURRENT = [
+    (sinabs_neuron, dict(kind="lif", tau_mem=5.0, spike_threshold=0.3)),
+    (sinabs_neuron, dict(kind="iaf", spike_threshold=0.5)),
+    (fused_neuron, dict(kind="lif", tau_mem=5.0, spike_threshold=0.3, tau_syn=3.0)),
+]
+
+
+@pytest.mark.parametrize(("make", "neuron"), RECURRENT, ids=["sinabs-lif", "sinabs-iaf", "fused-cuba-lif"])
+def test_recurrent_layers_export_as_subgraphs_with_a_recurrent_edge(tmp_path: Path, make, neuron) -> None:
+    torch.manual_seed(5)
+    net = FeedForwardSNN([4], 3, make, hidden_dim=6, n_hidden=1, neuron={**neuron, "recurrent": True})
+    with torch.no_grad():
+        next(m for m in net.modules() if isinstance(m, nn.Linear) and m.in_features == 6 and m.out_features == 6
+             ).weight.normal_(0, 0.3)
+    x = (torch.rand(2, 25, 4) < 0.4).float() * 2
+    expected, (spikes,) = hidden_spikes(reset(net), x)
+    assert spikes.sum() > 0
+    got = read_back(net, tmp_path / "rec.nir", x)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    sub = next(node for node in nir.read(str(tmp_path / "rec.nir")).nodes.values() if isinstance(node, nir.NIRGraph))
+    assert ("neuron", "w_rec") in sub.edges and ("w_rec", "neuron") in sub.edges
+
+
+def test_conv_snn_reads_back_with_the_same_outputs(tmp_path: Path) -> None:
+    torch.manual_seed(6)
+    for make in (sinabs_neuron, fused_neuron):
+        net = ConvSNN([2, 16, 16], 4, make, channels=(4, 8), hidden_dim=16, input_pool=2,
+                      neuron=dict(kind="lif", tau_mem=5.0, spike_threshold=0.05))
+        x = (torch.rand(3, 10, 2, 16, 16) < 0.3).float()
+        expected, spikes = hidden_spikes(reset(net), x)
+        assert all(s.sum() > 0 for s in spikes)
+        got = read_back(net, tmp_path / "conv.nir", x)
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+        kinds = {type(node).__name__ for node in nir.read(str(tmp_path / "conv.nir")).nodes.values()}
+        assert {"Conv2d", "AvgPool2d", "Flatten", "LIF", "Affine"} <= kinds
+        (tmp_path / "conv.nir").unlink()
+
+
+def test_max_pooling_is_refused_naming_the_layer() -> None:
+    net = ConvSNN([2, 8, 8], 4, sinabs_neuron, channels=(4,), pool_kind="max")
+    with pytest.raises(ConfigError, match=r"^layers\.2: MaxPool2d has no NIR 1\.0 node"):
+        export_view(net)
+
+
+def test_sew_resnet_with_add_reads_back_within_the_batch_norm_folding_tolerance(tmp_path: Path) -> None:
+    """Batch norm is folded into its conv: equal up to float rounding (stated tolerance 1e-4)."""
+    torch.manual_seed(7)
+    net = SEWResNet([3, 16, 16], 5, sinabs_neuron, layers=(1, 1), channels=(4, 8), stem="small", time_steps=4,
+                    neuron=dict(kind="lif", tau_mem=3.0, spike_threshold=0.05))
+    for bn in (m for m in net.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.normal_(0, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.normal_(0, 0.2)
+    images = torch.rand(2, 3, 16, 16)
+    expected, spikes = hidden_spikes(reset(net), images)
+    assert all(s.sum() > 0 for s in spikes)
+    got = read_back(net, tmp_path / "sew.nir", net.encoder(images))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
+    graph = nir.read(str(tmp_path / "sew.nir"))
+    inputs = [dst for _, dst in graph.edges]
+    assert any(inputs.count(name) == 2 for name in graph.nodes), "a residual sum: two edges into one node"
+    assert not any(isinstance(node, nir.NIRGraph) for node in graph.nodes.values())
+
+
+@pytest.mark.parametrize(("knobs", "match"), [
+    (dict(connect="and"), r"^blocks\.0: SEW connect=and multiplies"),
+    (dict(connect="iand"), r"^blocks\.0: SEW connect=iand multiplies"),
+    (dict(stem="imagenet"), r"^stem_rest\.1: MaxPool2d has no NIR 1\.0 node"),
+])
+def test_sew_joins_and_the_max_pool_stem_are_refused_naming_the_layer(knobs: dict, match: str) -> None:
+    net = SEWResNet([3, 16, 16], 5, sinabs_neuron, layers=(1,), channels=(4,), **{"stem": "small", **knobs})
+    with pytest.raises(ConfigError, match=match) as err:
+        export_view(net)
+    assert "\n" not in str(err.value)
+
+
+def test_spiking_vit_and_non_snn_nets_are_refused_in_one_line() -> None:
+    vit = SpikingViT([3, 8, 8], 3, sinabs_neuron, patch_size=2, embed_dim=8, depth=1, heads=2)
+    with pytest.raises(ConfigError, match=r"attn.*no node for a product of two activations"):
+        export_view(vit)
+    with pytest.raises(ConfigError, match="has no spiking layers: NIR export is for the SNN nets"):
+        export_view(nn.Sequential(nn.Linear(3, 2)))
 
 
 @pytest.mark.gpu
