@@ -52,9 +52,16 @@ def load_phase(ckpt_path: str | Path) -> tuple[nn.Module, tuple[int, ...], int]:
     """The trained phase from a checkpoint and its run's config; returns (phase, input shape, time bins)."""
     cfg = OmegaConf.load(find_run_config(ckpt_path))
     OmegaConf.update(cfg, "paths.output_dir", str(Path(ckpt_path).resolve().parent), force_add=True)
-    phase = instantiate(cfg.model, _recursive_=False)
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
-    phase.load_state_dict(state)
+    try:
+        phase = instantiate(cfg.model, _recursive_=False)
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"]
+        phase.load_state_dict(state)
+    except BrainlabError:
+        raise
+    except Exception as err:  # one line, not a traceback: the checkpoint does not rebuild its phase
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConfigError(f"{ckpt_path}: its phase does not rebuild from the run config ({type(err).__name__}: "
+                          f"{first})") from err
     phase.eval()
     shape = tuple(int(d) for d in cfg.data.get("input_shape", ()))
     return phase, shape, int(cfg.data.get("n_time_bins", 1))
