@@ -3,6 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
+from brainlab.boundary import hydra_one_line_errors
 from brainlab.eval import main as eval_main
 
 
@@ -12,4 +13,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    with hydra_one_line_errors():  # Hydra's own errors (composition, run dir) as one line too
+        main()

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from brainlab.boundary import hydra_one_line_errors, report
 from brainlab.core.errors import BrainlabError
 from brainlab.core.paths import config_dir
 
@@ -54,7 +55,8 @@ def hydra_entry(config_name: str, body: Callable, argv: Sequence[str], conf: str
     saved = sys.argv
     sys.argv = [f"brainlab {config_name}", *argv]
     try:
-        hydra.main(version_base="1.3", config_path=conf, config_name=config_name)(body)()
+        with hydra_one_line_errors():
+            hydra.main(version_base="1.3", config_path=conf, config_name=config_name)(body)()
     finally:
         sys.argv = saved
     return 0
@@ -88,8 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     os.environ["BRAINLAB_CONFIG_DIR"] = conf  # every compose of this process reads the same tree
     module, function, _ = COMMANDS[command]
-    target = getattr(importlib.import_module(module), function)
-    result = target(rest, conf) if module == __name__ else target(rest)
+    try:
+        target = getattr(importlib.import_module(module), function)
+        result = target(rest, conf) if module == __name__ else target(rest)
+    except KeyboardInterrupt:
+        print("stopped: interrupted (SIGINT)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one error boundary of every command: one line, exit status
+        return report(exc)
     return result if isinstance(result, int) else 0
 
 

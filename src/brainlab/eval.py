@@ -20,10 +20,12 @@ from brainlab.train import (
     exit_interrupted,
     exit_with_one_line,
     finish,
+    output_dir_of,
     resolve_ckpt_path,
     signals_as_exits,
 )
 from brainlab.utils.record import write_record
+from brainlab.validate import check_checkpoint, read_checkpoint, validate_run
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,13 @@ def merge_saved(saved: DictConfig, current: DictConfig, overrides: Sequence[str]
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Test the checkpoint `cfg.ckpt_path` with the (already merged) config `cfg`."""
+    validate_run(cfg, train=False)
     check_ckpt_path(cfg.ckpt_path, cfg.trainer)
+    if Path(cfg.ckpt_path).is_file():
+        read_checkpoint(Path(cfg.ckpt_path))
     write_record(cfg, Path(cfg.paths.output_dir), seed=cfg.get("seed"))
     datamodule, model, trainer = build(cfg)
+    check_checkpoint(cfg.ckpt_path, model)
     trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     finish(trainer, metrics, Path(cfg.paths.output_dir))
@@ -75,6 +81,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate(ckpt_path: str | Path, current: DictConfig, overrides: Sequence[str] = ()) -> dict[str, float]:
     """Load the run's saved config, apply `overrides` from `current`, test the checkpoint (a run dir: its newest)."""
+    if not ckpt_path:
+        raise ConfigError("ckpt_path is required: python eval.py ckpt_path=<a .ckpt file, or a run dir for its "
+                          "newest checkpoint>")
     ckpt_path = resolve_ckpt_path(str(ckpt_path)) or ckpt_path
     saved = rewrite_config(OmegaConf.load(find_run_config(ckpt_path)))
     cfg = merge_saved(saved, current, [*overrides, f"ckpt_path={ckpt_path}"])
@@ -94,6 +103,6 @@ def main(cfg: DictConfig) -> float | None:
     except KeyboardInterrupt:
         exit_interrupted(RunInterrupted(2, None, "during the evaluation"))
     except Exception as exc:
-        exit_with_one_line(exc)
+        exit_with_one_line(exc, output_dir_of(cfg))
     finally:
         close_loggers()

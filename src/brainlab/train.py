@@ -25,6 +25,7 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.strategies import FSDPStrategy
 
+from brainlab.boundary import report
 from brainlab.callbacks.preemption import PREEMPT_NAME, Preemption, RunInterrupted
 from brainlab.callbacks.target_table import TargetTable
 from brainlab.core.atomic import atomic_write_text
@@ -34,6 +35,7 @@ from brainlab.report import print_report
 from brainlab.utils.checkpoint_io import AtomicCheckpointIO
 from brainlab.utils.instantiate import instantiate_dict
 from brainlab.utils.record import write_record
+from brainlab.validate import check_checkpoint, read_checkpoint, validate_run
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,12 @@ def check_ckpt_path(ckpt_path: str | None, trainer_cfg: DictConfig | None = None
     path = Path(ckpt_path)
     if not path.exists():
         raise ConfigError(f"ckpt_path={ckpt_path} does not exist: point it at a .ckpt of an earlier run")
+    if path.is_dir() and not any(path.iterdir()):
+        raise ConfigError(f"ckpt_path={ckpt_path} is an empty folder: point it at a .ckpt file or a run dir")
+    if path.is_dir() and not any((path / n).exists() for n in ("meta.pt", ".metadata")) \
+            and not any(path.glob("*.distcp")):
+        raise ConfigError(f"ckpt_path={ckpt_path} is a folder that is neither a run dir (no checkpoints/, .hydra/ or "
+                          "record/ in it) nor a sharded FSDP checkpoint: point it at a .ckpt file or a run dir")
     if path.is_dir() and "fsdp" not in strategy_name(trainer_cfg).lower():
         raise ConfigError(
             f"ckpt_path={ckpt_path} is a sharded FSDP checkpoint (a directory): load it with trainer=fsdp, or "
@@ -144,11 +152,14 @@ def trainer_plugins(trainer_cfg: DictConfig) -> dict[str, list]:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """Fit, then test at the best-validation checkpoint; write the record and `metrics.json`."""
+    validate_run(cfg)
     output_dir = Path(cfg.paths.output_dir)
     ckpt_path = resolve_ckpt_path(cfg.get("ckpt_path"))
     if ckpt_path is None and cfg.get("train", True):
         ckpt_path = requeued_checkpoint(output_dir)
     check_ckpt_path(ckpt_path, cfg.trainer)
+    if ckpt_path and Path(ckpt_path).is_file():
+        read_checkpoint(Path(ckpt_path))
     seed = cfg.get("seed")
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
@@ -156,11 +167,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
     resumed_from = ckpt_path if ckpt_path and cfg.get("train", True) else None
     if resumed_from:
         continue_loggers(cfg.get("logger"), resumed_from)
-    write_record(cfg, output_dir, seed, resumed_from=resumed_from)
     datamodule, model, trainer = build(cfg)
+    check_checkpoint(ckpt_path, model)
+    write_record(cfg, output_dir, seed, resumed_from=resumed_from)
     try:
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            refuse_no_training(cfg, trainer, datamodule)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.get("test", True):
             checkpoint = trainer.checkpoint_callback
@@ -177,6 +190,26 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     finish(trainer, metrics, output_dir)
     return metrics
+
+
+def refuse_no_training(cfg: DictConfig, trainer: pl.Trainer, datamodule: pl.LightningDataModule) -> None:
+    """A fit that found no training batch trained nothing: stop before testing the untrained model, naming why."""
+    if trainer.num_training_batches != 0 or trainer.global_step > 0:
+        return
+    try:
+        samples = len(datamodule.train_dataloader().dataset)
+    except Exception:  # noqa: BLE001 - only for the message
+        samples = None
+    batch = cfg.data.get("batch_size")
+    if samples == 0:
+        cause = "the training split is empty: check data.root (and the split settings such as data.val_fraction)"
+    elif samples is not None and batch is not None and samples < int(batch):
+        cause = (f"data.batch_size={batch} is larger than the {samples} training samples and the last incomplete "
+                 f"batch is dropped: lower data.batch_size to {samples} or less")
+    else:
+        cause = (f"trainer.limit_train_batches={cfg.trainer.get('limit_train_batches')} leaves no batch of the "
+                 f"{samples if samples is not None else '?'} training samples: raise it or remove it")
+    raise ConfigError(f"no training batches, nothing was trained: {cause}")
 
 
 def fresh_for_sharded_test(cfg: DictConfig, checkpoint: str) -> pl.LightningModule | None:
@@ -306,9 +339,16 @@ def main(cfg: DictConfig) -> float | None:
             if in_optuna_sweep():
                 raise
             return None
-        exit_with_one_line(exc)
+        exit_with_one_line(exc, output_dir_of(cfg))
     finally:
         close_loggers()
+
+
+def output_dir_of(cfg: DictConfig | None) -> str | None:
+    try:
+        return str(cfg.paths.output_dir) if cfg is not None else None
+    except Exception:  # noqa: BLE001 - a config whose paths do not resolve
+        return None
 
 
 def exit_interrupted(exc: RunInterrupted, cfg: DictConfig | None = None) -> NoReturn:
@@ -319,14 +359,14 @@ def exit_interrupted(exc: RunInterrupted, cfg: DictConfig | None = None) -> NoRe
     raise SystemExit(exc.exit_code) from None
 
 
-def exit_with_one_line(exc: Exception) -> NoReturn:
-    """A brainlab error ends the program with its one line (status 2); anything else propagates."""
+def exit_with_one_line(exc: Exception, output_dir: str | Path | None = None) -> NoReturn:
+    """Any error ends the program with one `error:` line: status 2 for bad input (a brainlab error, Lightning's
+    refusal of a trainer setting, an unusable path), 1 for an unexpected error, whose traceback goes into the run's
+    log file (named by the line). `HYDRA_FULL_ERROR=1` lets it propagate with its traceback."""
     known = find_brainlab_error(exc) or lightning_config_error(exc)
-    if known is None:
-        raise exc
-    log.error("%s", known)
-    print(f"error: {known}", file=sys.stderr)
-    raise SystemExit(2) from None
+    if known is not None:
+        log.error("%s", known)
+    raise SystemExit(report(exc, output_dir, known=known)) from None
 
 
 def lightning_config_error(exc: BaseException) -> ConfigError | None:
@@ -342,4 +382,4 @@ def lightning_config_error(exc: BaseException) -> ConfigError | None:
 
 
 __all__ = ["run", "main", "build", "finish", "check_trainer", "check_ckpt_path", "resolve_ckpt_path",
-           "exit_with_one_line", "exit_interrupted", "metric_value"]
+           "exit_with_one_line", "output_dir_of", "exit_interrupted", "metric_value"]

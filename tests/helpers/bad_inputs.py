@@ -1,0 +1,235 @@
+"""The table of bad inputs (issue 22): each one must stop with one `error:` line naming the key or file, exit 2.
+
+A row: `Bad(group, args, names, before)`. `args` are Hydra overrides applied to one composed tiny config (`{tmp}`
+is the test's folder, where `bad_files` wrote the files the rows point at); `names` is what the error line must
+contain. `before` is what the same input gave before issue 22 (`line`: one clear line, `hydra`: Hydra's
+multi-line message, `wrapped`: a wrapped exception without a fix, `traceback`, `wrong`: a line blaming the wrong
+thing, `silent`: no error, wrong behaviour). docs/bad_inputs.md lists the table with its counts.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class Bad:
+    group: str  # config | compose | checkpoint | eval | output | sample
+    args: tuple[str, ...]
+    names: str
+    before: str
+    entry: str = "train"  # train | eval | cli
+
+    @property
+    def id(self) -> str:
+        return f"{self.entry}: {' '.join(self.args) or '(no arguments)'}"
+
+
+def rows(group: str, before: str, *cases: tuple[str, str], entry: str = "train") -> list[Bad]:
+    return [Bad(group, tuple(args.split()), names, before, entry) for args, names in cases]
+
+
+TABLE: list[Bad] = [
+    # --- trainer -----------------------------------------------------------------------------------------------
+    *rows("config", "traceback",
+          ("trainer.max_epochs=abc", "trainer.max_epochs"),
+          ("trainer.max_steps=abc", "trainer.max_steps"),
+          ("trainer.accumulate_grad_batches=abc", "trainer.accumulate_grad_batches"),
+          ("trainer.gradient_clip_val=abc", "trainer.gradient_clip_val"),
+          ("trainer.limit_test_batches=abc", "trainer.limit_test_batches"),
+          ("trainer.check_val_every_n_epoch=abc", "trainer.check_val_every_n_epoch")),
+    *rows("config", "wrapped",
+          ("trainer.devices=0", "trainer.devices"),
+          ("trainer.devices=-2", "trainer.devices"),
+          ("trainer.devices=abc", "trainer.devices"),
+          ("trainer.max_epochs=-2", "trainer.max_epochs"),
+          ("trainer.max_epochs=1.5", "trainer.max_epochs"),
+          ("trainer.min_epochs=-1", "trainer.min_epochs"),
+          ("trainer.max_steps=-5", "trainer.max_steps"),
+          ("trainer.accelerator=tpuu", "trainer.accelerator"),
+          ("trainer.precision=8", "trainer.precision"),
+          ("trainer.precision=half", "trainer.precision"),
+          ("trainer.limit_train_batches=-1", "trainer.limit_train_batches"),
+          ("trainer.limit_train_batches=1.5", "trainer.limit_train_batches"),
+          ("trainer.limit_val_batches=-1", "trainer.limit_val_batches"),
+          ("trainer.check_val_every_n_epoch=0", "trainer.check_val_every_n_epoch"),
+          ("+trainer.val_check_interval=0.0", "trainer.val_check_interval"),
+          ("+trainer.val_check_interval=1.5", "trainer.val_check_interval"),
+          ("trainer.log_every_n_steps=0", "trainer.log_every_n_steps"),
+          ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
+          ("trainer.num_sanity_val_steps=-2", "trainer.num_sanity_val_steps"),
+          ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val"),
+          ("+trainer.gradient_clip_algorithm=max", "trainer.gradient_clip_algorithm"),
+          ("trainer.deterministic=abc", "trainer.deterministic"),
+          ("trainer.enable_model_summary=abc", "trainer.enable_model_summary"),
+          ("+trainer.fast_dev_run=-1", "trainer.fast_dev_run"),
+          ("+trainer.max_epoch=3", "trainer.max_epoch"),
+          ("+trainer.gpus=1", "trainer.gpus")),
+    *rows("config", "wrong",
+          ("trainer.limit_train_batches=0", "trainer.limit_train_batches"),
+          ("trainer.limit_train_batches=0.0", "trainer.limit_train_batches"),
+          ("data.batch_size=500 +data.drop_last=true", "data.batch_size")),
+    # --- top level ---------------------------------------------------------------------------------------------
+    *rows("config", "traceback",
+          ("seed=abc", "seed"),
+          ("seed=1.5", "seed")),
+    *rows("config", "silent",
+          ("seed=-1", "seed"),
+          ("train=abc", "train"),
+          ("monitor=acc", "monitor"),
+          ("optimized_metric=5", "optimized_metric")),
+    *rows("config", "wrapped",
+          ("monitor=valid/acc", "monitor"),
+          ("monitor_mode=maximum", "monitor_mode")),
+    # --- optimizer and scheduler -------------------------------------------------------------------------------
+    *rows("config", "traceback",
+          ("model.optimizer.lr=-1", "model.optimizer.lr"),
+          ("model.optimizer.lr=abc", "model.optimizer.lr"),
+          ("model.optimizer.weight_decay=-1", "model.optimizer.weight_decay"),
+          ("model.optimizer.weight_decay=abc", "model.optimizer.weight_decay"),
+          ("+model.optimizer.betas=[0.9]", "model.optimizer.betas"),
+          ("+model.optimizer.betas=[0.9,1.5]", "model.optimizer.betas.1"),
+          ("+model.optimizer.eps=0", "model.optimizer.eps"),
+          ("+model.optimizer.momentum=0.9", "model.optimizer.momentum"),
+          ("+model.optimizer.lrr=0.1", "model.optimizer.lrr"),
+          ("model.scheduler.warmup_steps=abc", "model.scheduler.warmup_steps"),
+          ("model.scheduler.min_lr=abc", "model.scheduler.min_lr"),
+          ("+model.scheduler.warmup=5", "model.scheduler.warmup")),
+    *rows("config", "silent",
+          ("model.optimizer.lr=0", "model.optimizer.lr"),
+          ("model.optimizer.lr=nan", "model.optimizer.lr"),
+          ("model.optimizer.lr=inf", "model.optimizer.lr"),
+          ("model.scheduler.warmup_steps=-1", "model.scheduler.warmup_steps"),
+          ("model.scheduler.min_lr=-1", "model.scheduler.min_lr")),
+    # --- data --------------------------------------------------------------------------------------------------
+    *rows("config", "wrapped",
+          ("data.num_classes=1", "data.num_classes"),
+          ("data.num_classes=0", "data.num_classes"),
+          ("data.num_classes=abc", "data.num_classes"),
+          ("data.val_fraction=abc", "data.val_fraction"),
+          ("data.val_fraction=1.0", "data.val_fraction"),
+          ("data.val_fraction=-0.1", "data.val_fraction"),
+          ("data.batch_size=0", "data.batch_size"),
+          ("data.batch_size=abc", "data.batch_size"),
+          ("data.batch_size=-4", "data.batch_size"),
+          ("data.num_workers=-1", "data.num_workers"),
+          ("data.n_channels=0", "data.n_channels"),
+          ("data.samples_per_class=0", "data.samples_per_class"),
+          ("data.test_samples_per_class=-1", "data.test_samples_per_class"),
+          ("data.duration_us=abc", "data.duration_us"),
+          ("data.n_time_bins=0", "data.n_time_bins"),
+          ("data.split_seed=abc", "data.split_seed"),
+          ("data.seed=-1", "data.seed"),
+          ("+data.batchsize=8", "data.batchsize"),
+          ("+data.on_bad_sample=ignore", "data.on_bad_sample")),
+    *rows("config", "silent",
+          ("data.pin_memory=abc", "data.pin_memory")),
+    # --- net and neuron ----------------------------------------------------------------------------------------
+    *rows("config", "line",
+          ("model.net.hidden_dim=0", "model.net.hidden_dim"),
+          ("model.net.neuron.spike_threshold=-1", "model.net.neuron.spike_threshold"),
+          ("model.net.neuron.kind=lifx", "model.net.neuron.kind"),
+          ("model.net.neuron.kind=lif", "model.net.neuron.tau_mem"),
+          ("+model.net.neuron.tau_mem=-5", "model.net.neuron.tau_mem"),
+          ("+model.net.neuron.foo=1", "model.net.neuron"),
+          ("+model.net.neuron.reset=none", "model.net.neuron.reset"),
+          ("+model.net.neuron.surrogate=sigmoid", "model.net.neuron.surrogate")),
+    *rows("config", "wrapped",
+          ("model.net.hidden_dim=abc", "model.net.hidden_dim"),
+          ("model.net.n_hidden=0", "model.net.n_hidden"),
+          ("+model.net.hiden_dim=3", "model.net.hiden_dim"),
+          ("model.net.neuron.spike_threshold=abc", "model.net.neuron.spike_threshold"),
+          ("+model.net.neuron.recurrent=abc", "model.net.neuron.recurrent"),
+          ("+model.foo=1", "model.foo")),
+    # --- callbacks and loggers ---------------------------------------------------------------------------------
+    *rows("config", "wrapped",
+          ("callbacks.step_checkpoint.every_n_train_steps=-1", "callbacks.step_checkpoint.every_n_train_steps"),
+          ("callbacks.step_checkpoint.every_n_train_steps=abc", "callbacks.step_checkpoint.every_n_train_steps"),
+          ("callbacks.model_checkpoint.save_top_k=-2", "callbacks.model_checkpoint.save_top_k"),
+          ("callbacks.model_checkpoint.mode=maximum", "callbacks.model_checkpoint.mode"),
+          ("+callbacks.model_checkpoint.every_n_step=3", "callbacks.model_checkpoint.every_n_step"),
+          ("callbacks.lr_monitor.logging_interval=hour", "callbacks.lr_monitor"),
+          ("+callbacks.spike_stats.foo=1", "callbacks.spike_stats.foo"),
+          ("+logger.csv.foo=1", "logger.csv.foo")),
+    *rows("config", "line",
+          ("callbacks.model_checkpoint=abc", "callbacks.model_checkpoint"),
+          ("logger.csv=abc", "logger.csv")),
+    # --- checkpoints (train.py ckpt_path=...) ------------------------------------------------------------------
+    *rows("checkpoint", "line",
+          ("ckpt_path={tmp}/missing.ckpt", "missing.ckpt")),
+    *rows("checkpoint", "traceback",
+          ("ckpt_path={tmp}/empty.ckpt", "empty.ckpt"),
+          ("ckpt_path={tmp}/truncated.ckpt", "truncated.ckpt"),
+          ("ckpt_path={tmp}/random.ckpt", "random.ckpt"),
+          ("ckpt_path={tmp}/text.ckpt", "text.ckpt"),
+          ("ckpt_path={tmp}/plain_torch.ckpt", "plain_torch.ckpt"),
+          ("ckpt_path={tmp}/wide.ckpt", "wide.ckpt"),
+          ("ckpt_path={tmp}/deep.ckpt", "deep.ckpt")),
+    *rows("checkpoint", "wrong",
+          ("ckpt_path={tmp}/plain_folder", "plain_folder"),
+          ("ckpt_path={tmp}/empty_folder", "empty_folder")),
+    # --- eval.py -----------------------------------------------------------------------------------------------
+    *rows("eval", "traceback",
+          ("", "ckpt_path"),
+          ("ckpt_path={tmp}/run/checkpoints/empty.ckpt", "empty.ckpt"),
+          ("ckpt_path={tmp}/run/checkpoints/truncated.ckpt", "truncated.ckpt"),
+          ("ckpt_path={tmp}/run/checkpoints/random.ckpt", "random.ckpt"),
+          ("ckpt_path={tmp}/run/checkpoints/wide.ckpt", "wide.ckpt"),
+          ("ckpt_path={tmp}/run/checkpoints/plain_torch.ckpt", "plain_torch.ckpt"),
+          entry="eval"),
+    *rows("eval", "line",
+          ("ckpt_path={tmp}/missing.ckpt", "missing.ckpt"),
+          ("ckpt_path={tmp}/orphan.ckpt", "orphan.ckpt"),
+          entry="eval"),
+    # --- output dirs (write faults injected, or a path through a file) -----------------------------------------
+    *rows("output", "traceback",
+          ("paths.output_dir={tmp}/a_file/run", "a_file"),
+          ("fault=EACCES", "Permission denied"),
+          ("fault=EROFS", "Read-only file system"),
+          ("fault=ENOSPC", "No space left on device")),
+    # --- Hydra's own refusals, through the console entry (brainlab train ...) ----------------------------------
+    *rows("compose", "hydra",
+          ("model.net.hiden_dim=3", "model.net.hiden_dim"),
+          ("data=nope", "data/nope"),
+          ("trainer.max_epochs=[1", "trainer.max_epochs"),
+          entry="cli"),
+]
+
+
+def count(table: list[Bad] = TABLE) -> dict[str, int]:
+    """How many rows gave each kind of answer before issue 22."""
+    out: dict[str, int] = {}
+    for row in table:
+        out[row.before] = out.get(row.before, 0) + 1
+    return out
+
+
+def write_bad_files(folder: Path, model: torch.nn.Module, wide: torch.nn.Module, deep: torch.nn.Module) -> None:
+    """The files the rows point at: corrupt and mismatched checkpoints, folders, a file in an output path."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def lightning(module: torch.nn.Module) -> dict:
+        return {"state_dict": module.state_dict(), "pytorch-lightning_version": "2.6.6", "epoch": 0,
+                "global_step": 0, "hyper_parameters": dict(getattr(module, "hparams", {}))}
+
+    good = folder / "good.ckpt"
+    torch.save(lightning(model), good)
+    data = good.read_bytes()
+    for where in (folder, folder / "run" / "checkpoints"):
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "empty.ckpt").write_bytes(b"")
+        (where / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+        (where / "random.ckpt").write_bytes(bytes(range(256)) * 64)
+        (where / "text.ckpt").write_text(json.dumps({"state_dict": {}}))
+        torch.save({"weights": torch.zeros(3)}, where / "plain_torch.ckpt")
+        torch.save(lightning(wide), where / "wide.ckpt")
+        torch.save(lightning(deep), where / "deep.ckpt")
+    torch.save(lightning(model), folder / "orphan.ckpt")
+    (folder / "plain_folder").mkdir(exist_ok=True)
+    (folder / "plain_folder" / "notes.txt").write_text("not a checkpoint")
+    (folder / "empty_folder").mkdir(exist_ok=True)
+    (folder / "a_file").write_text("a file, not a folder")
