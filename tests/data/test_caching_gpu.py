@@ -14,9 +14,9 @@ import torch
 from helpers.config import TINY, compose_cfg
 from hydra.utils import instantiate
 
-from brainlab.core.errors import ConfigError, find_brainlab_error  # noqa: E402
-from brainlab.data.caching import DeviceBatches, DeviceFrames, MemoryCache  # noqa: E402
-from brainlab.data.sampler import SeededSampler  # noqa: E402
+from brainlab.core.errors import ConfigError, find_brainlab_error
+from brainlab.data.caching import DeviceBatches, DeviceFrames, MemoryCache
+from brainlab.data.sampler import SeededSampler
 
 
 def datamodule(tmp_path: Path, *overrides: str):

@@ -1,23 +1,12 @@
-"""Format-true fixtures shared by tests (moved from phases/test_meta_phase.py)."""
-
+"""Tiny meta-learning pieces the MAML tests share: a Conv4, a generated episode batch, a train-then-test loop."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from brainlab.data.omniglot import OmniglotDataModule
 from brainlab.nets.conv4 import Conv4
 from brainlab.phases.meta import MAML
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 
 def tiny_net(ways: int = 5, size: int = 14) -> Conv4:

@@ -29,11 +29,11 @@ from brainlab.train import run
 ROOT = Path(__file__).resolve().parents[2]
 RUN = [
     "experiment=brain_ai", "preset=tiny", "trainer=torchrun", "trainer.accelerator=cpu",
-    "trainer.strategy._target_=gloo_fsdp.GlooFSDPStrategy", "trainer.precision=32-true", "trainer.max_epochs=2",
+    "trainer.strategy._target_=helpers.gloo_fsdp.GlooFSDPStrategy", "trainer.precision=32-true", "trainer.max_epochs=2",
     "model.meta_init=true",  # the large presets' way: built on the meta device, FSDP materialises unit by unit
     "data.samples_per_class=16", "data.test_samples_per_class=4", "callbacks.progress_bar=null", "logger=csv",
     "callbacks.step_checkpoint.every_n_train_steps=2", "trainer.enable_model_summary=false",
-    "+callbacks.probe._target_=gloo_fsdp.StateProbe",
+    "+callbacks.probe._target_=helpers.gloo_fsdp.StateProbe",
 ]
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(),
@@ -49,7 +49,7 @@ def free_port() -> int:
 def torchrun(out: Path, nodes: int, *overrides: str) -> dict[int, dict]:
     """`train.py` on 2 CPU processes, as `nodes` torchrun nodes (2: one process each, the multi-node path);
     returns each rank's probe record."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     args = ["train.py", *RUN, f"paths.output_dir={out}", f"+callbacks.probe.out_dir={out}/probe",
             f"hydra.run.dir={out}/hydra/rank${{oc.env:RANK}}", *overrides]
     launch = [sys.executable, "-m", "torch.distributed.run"]
@@ -124,7 +124,7 @@ def test_ddp_keeps_replicas_and_htm_permanences_identical(tmp_path: Path) -> Non
     cfg = compose_cfg(tmp_path / "run", [
         "experiment=brain_ai", "preset=tiny", "trainer=ddp", "trainer.max_epochs=1", "test=false", "logger=csv",
         "data.samples_per_class=16", "callbacks.progress_bar=null", "trainer.enable_model_summary=false",
-        "trainer.num_sanity_val_steps=0", "+callbacks.probe._target_=gloo_fsdp.StateProbe",
+        "trainer.num_sanity_val_steps=0", "+callbacks.probe._target_=helpers.gloo_fsdp.StateProbe",
         f"+callbacks.probe.out_dir={tmp_path}/probe"])
     run(cfg)
     ranks = [json.loads((tmp_path / "probe" / f"rank{r}.json").read_text()) for r in (0, 1)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.meta import episode_batch, meta_train_then_test, one_thread, tiny_net  # noqa: F401
+from helpers.meta import episode_batch, meta_train_then_test, tiny_net
 from helpers.miniimagenet import write_miniimagenet
 from helpers.omniglot import write_omniglot
 from torch.func import functional_call
@@ -18,7 +18,7 @@ from brainlab.data.omniglot import OmniglotDataModule
 from brainlab.phases.meta import MAML, layer_of
 from brainlab.train import run
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture from helpers.meta
+pytestmark = pytest.mark.usefixtures("one_thread")  # the fixture of tests/conftest.py
 
 
 def reference_grads(net: torch.nn.Module, batch: dict, lrs: dict[str, torch.Tensor], steps: int,

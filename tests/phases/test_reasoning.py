@@ -92,14 +92,6 @@ def logged_table(path: Path, column: int = 0) -> dict[int, float]:
     return {int(r[0]): float(r[1 + column]) for r in rows if r[1 + column] != "–"}
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run faster on one thread, and much faster when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_short_run_learns_a_generated_task_and_tables_hold_logged_numbers(
     make_cfg, tmp_path: Path, one_thread

@@ -30,13 +30,7 @@ SMALL = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest (and steadiest on a shared machine) on one thread."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convolutions run fastest on one thread
 
 
 def tiny_sew(backend=sinabs_neuron, **kw) -> SEWResNet:

@@ -22,14 +22,6 @@ FAST = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "mo
 DIMS = {"text": 12, "audio": 6, "vision": 5}
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run faster on one thread, and much faster when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.mark.filterwarnings("ignore:The variance of predictions or target")  # constant truth in the last case
 def test_sentiment_metrics_follow_both_conventions_by_hand() -> None:
