@@ -1,7 +1,8 @@
 """`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark.
 
 Benches: `loading` (= `caching`), `backends`, `spikes` (FastSNN spike counts), `htm` (HTM rows/s), `scale`
-(the integrated model's samples/s and peak memory per preset and batch size).
+(the integrated model's samples/s and peak memory per preset and batch size), `gpu` (the one short GPU check:
+`pytest -m gpu` and the GPU runs of the others, each step with its own timeout; `dry_run=true` lists them).
 
 Each bench takes Hydra overrides of its `conf/bench/<name>.yaml` (`loading`: `samples=2048 backends=[fused]`);
 `--help` prints a bench's keys.
@@ -22,10 +23,10 @@ from pathlib import Path
 from brainlab.core.errors import BrainlabError
 
 BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts", "htm": "htm",
-           "scale": "scale"}
+           "scale": "scale", "gpu": "gpu"}
 DEFAULT_OUT = {
     "caching": "outputs/bench/caching", "backends": "outputs/bench", "spike_counts": "outputs/bench",
-    "htm": "outputs/bench/htm", "scale": "outputs/bench/scale",
+    "htm": "outputs/bench/htm", "scale": "outputs/bench/scale", "gpu": "docs/results",
 }
 
 

@@ -2,10 +2,14 @@
 
 The forward runs the whole state loop in a compiled kernel without building an autograd graph per time step;
 the backward is a single reverse-time pass. Spikes are bit-identical to sinabs for the same parameters and
-inputs (float32 state); gradients equal sinabs's surrogate gradients up to float rounding. CPU kernels are
-numba (`cpu.py`, `ext_cpu.py`: compiled once and cached on disk), CUDA kernels Triton (`triton.py`, imported
-only for CUDA tensors); `ext.py` runs ALIF and recurrent layers. Under autocast the state stays float32 and
-spikes come back in the input dtype; `torch.compile` treats the layer as a graph break (optional).
+inputs (float32 state); gradients equal sinabs's surrogate gradients up to float rounding. Recurrent layers add
+`rec_connect(spikes)` each step: sinabs computes it with nn.Linear (BLAS, whose summation order is its own), the
+fused kernels sum in neuron order, so the recurrent current may differ in its last bit; that flips a spike only
+where the membrane has run away to ~1e5 (an unstable recurrent loop). CPU kernels are numba (`cpu.py`,
+`ext_cpu.py`: compiled once and cached on disk), the CUDA kernels Triton (`triton.py`, imported only when
+used); `ext.py` runs ALIF and recurrent layers. `backend.kernel=auto|numba|triton` picks the path (`select.py`;
+auto: Triton for CUDA tensors, numba on CPU). Under autocast the state stays float32 and spikes come back in the
+input dtype; `torch.compile` treats the layer as a graph break (optional).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from torch import nn
 from brainlab.snn import sinabs_backend
 from brainlab.snn.fused import cpu as K
 from brainlab.snn.fused import ext as fused_ext
+from brainlab.snn.fused.select import check_kernel, triton_kernels, use_triton
 from brainlab.snn.parallel import rows_in_parallel
 from brainlab.snn.plug import Backend, no_nir
 from brainlab.snn.sinabs_backend import make_surrogate, recurrent_weight
@@ -37,6 +42,7 @@ class KernelConfig:
     has_min: bool
     min_v: float
     surrogate: Any
+    kernel: str = "auto"
 
 
 def surrogate_into(cfg: KernelConfig, vpre: torch.Tensor) -> torch.Tensor:
@@ -49,7 +55,7 @@ def surrogate_into(cfg: KernelConfig, vpre: torch.Tensor) -> torch.Tensor:
     return fn(vpre, cfg.thr).to(vpre.dtype).contiguous()
 
 
-def kernel_config(spec: NeuronSpec) -> KernelConfig:
+def kernel_config(spec: NeuronSpec, kernel: str = "auto") -> KernelConfig:
     return KernelConfig(
         thr=float(spec.spike_threshold),
         spike_mode=K.SPIKE_MULTI if spec.spike_fn == "multi" else K.SPIKE_SINGLE,
@@ -57,16 +63,17 @@ def kernel_config(spec: NeuronSpec) -> KernelConfig:
         has_min=spec.min_v_mem is not None,
         min_v=float(spec.min_v_mem) if spec.min_v_mem is not None else 0.0,
         surrogate=make_surrogate(spec),
+        kernel=kernel,
     )
 
 
-def ext_config(spec: NeuronSpec) -> fused_ext.ExtConfig:
+def ext_config(spec: NeuronSpec, kernel: str = "auto") -> fused_ext.ExtConfig:
     """Flags of the ALIF / recurrent kernel (the synaptic current and norm_input run inside its loop)."""
-    base = kernel_config(spec)
+    base = kernel_config(spec, kernel)
     return fused_ext.ExtConfig(
         thr=base.thr, adapt_scale=float(spec.adapt_scale), spike_mode=base.spike_mode, reset_mode=base.reset_mode,
         has_min=base.has_min, min_v=base.min_v, norm=spec.leaky, has_syn=spec.tau_syn is not None,
-        adaptive=spec.adaptive, recurrent=spec.recurrent, surrogate=base.surrogate,
+        adaptive=spec.adaptive, recurrent=spec.recurrent, surrogate=base.surrogate, kernel=kernel,
     )
 
 
@@ -85,10 +92,8 @@ class MembraneFn(torch.autograd.Function):
     def forward(ctx: Any, u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig) -> Any:
         u, v0, alpha = u.contiguous(), v0.contiguous(), alpha.contiguous()
         spikes, vpre, v_last = torch.empty_like(u), torch.empty_like(u), torch.empty_like(v0)
-        if u.is_cuda:
-            from brainlab.snn.fused import triton as kernels
-
-            kernels.membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
+        if use_triton(u, cfg.kernel):
+            triton_kernels().membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
         else:
             a, (u_, v0_, s_, p_, last_) = _np(alpha), map(_np, (u, v0, spikes, vpre, v_last))
             thr, min_v = _f32(cfg.thr), _f32(cfg.min_v)
@@ -106,14 +111,14 @@ class MembraneFn(torch.autograd.Function):
         cfg: KernelConfig = ctx.cfg
         g_spikes, g_last = g_spikes.to(vpre.dtype).contiguous(), g_last.to(vpre.dtype).contiguous()
         need_alpha = bool(ctx.needs_input_grad[2])
-        inline = not vpre.is_cuda and isinstance(cfg.surrogate, sa.SingleExponential)
+        triton = use_triton(vpre, cfg.kernel)
+        inline = not triton and isinstance(cfg.surrogate, sa.SingleExponential)
         # the surrogate at every step, overwritten by the kernel with the input gradient (CPU: computed inline)
         g_u = torch.empty_like(vpre) if inline else surrogate_into(cfg, vpre)
         g_v0, g_alpha = torch.empty_like(v0), torch.empty_like(v0)
-        if vpre.is_cuda:
-            from brainlab.snn.fused import triton as kernels
-
-            kernels.membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0, g_alpha)
+        if triton:
+            triton_kernels().membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0,
+                                               g_alpha)
         else:
             a, thr, min_v = _np(alpha), _f32(cfg.thr), _f32(cfg.min_v)
             width = cfg.thr * getattr(cfg.surrogate, "grad_width", 1.0)
@@ -128,20 +133,19 @@ class MembraneFn(torch.autograd.Function):
 
 
 class SynapseFn(torch.autograd.Function):
-    """`(x, i0, alpha) -> i`: sinabs's synaptic current `i_t = alpha * (i_{t-1} + x_t)`."""
+    """`(x, i0, alpha) -> i`: sinabs's synaptic current `i_t = alpha * (i_{t-1} + x_t)` (`kernel`: the path)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
         x, i0, alpha = x.contiguous(), i0.contiguous(), alpha.contiguous()
         out = torch.empty_like(x)
-        if x.is_cuda:
-            from brainlab.snn.fused import triton as kernels
-
-            kernels.synapse_forward(x, i0, alpha, out)
+        if use_triton(x, kernel):
+            triton_kernels().synapse_forward(x, i0, alpha, out)
         else:
             x_, i0_, a, out_ = map(_np, (x, i0, alpha, out))
             rows_in_parallel(len(x_), lambda lo, hi: K.synapse_forward(x_[lo:hi], i0_[lo:hi], a, out_[lo:hi]))
         ctx.save_for_backward(x, out, i0, alpha)
+        ctx.kernel = kernel
         return out
 
     @staticmethod
@@ -149,16 +153,14 @@ class SynapseFn(torch.autograd.Function):
         x, out, i0, alpha = ctx.saved_tensors
         g_out = g_out.to(x.dtype).contiguous()
         g_x, g_i0, g_alpha = torch.empty_like(x), torch.empty_like(i0), torch.empty_like(i0)
-        if x.is_cuda:
-            from brainlab.snn.fused import triton as kernels
-
-            kernels.synapse_backward(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha)
+        if use_triton(x, ctx.kernel):
+            triton_kernels().synapse_backward(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha)
         else:
             g_, x_, o_, i0_, a, gx_, gi_, ga_ = map(_np, (g_out, x, out, i0, alpha, g_x, g_i0, g_alpha))
             rows_in_parallel(len(x_), lambda lo, hi: K.synapse_backward(
                 g_[lo:hi], x_[lo:hi], o_[lo:hi], i0_[lo:hi], a, gx_[lo:hi], gi_[lo:hi], ga_[lo:hi]
             ))
-        return g_x, g_i0, g_alpha.sum(0)
+        return g_x, g_i0, g_alpha.sum(0), None
 
 
 @torch.compiler.disable
@@ -168,8 +170,8 @@ def _membrane(u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: Kerne
 
 
 @torch.compiler.disable
-def _synapse(x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    return SynapseFn.apply(x, i0, alpha)
+def _synapse(x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor, kernel: str) -> torch.Tensor:
+    return SynapseFn.apply(x, i0, alpha, kernel)
 
 
 class FusedNeuron(nn.Module):
@@ -180,15 +182,16 @@ class FusedNeuron(nn.Module):
     when the feature shape changes and resample old rows when only the batch size changes; ALIF and recurrent
     layers re-initialise on any shape change (as sinabs's ALIF / *Recurrent layers do). Recurrent layers hold
     `rec_connect` (bias-free Linear, as sinabs). State is float32 (also under autocast); the spikes come back
-    in the input's dtype.
+    in the input's dtype. `kernel` (`backend.kernel`): auto (Triton on CUDA, numba on CPU), numba or triton.
     """
 
-    def __init__(self, spec: NeuronSpec) -> None:
+    def __init__(self, spec: NeuronSpec, kernel: str = "auto") -> None:
         super().__init__()
         self.spec = spec
-        self.cfg = kernel_config(spec)
+        self.kernel = check_kernel(kernel)
+        self.cfg = kernel_config(spec, kernel)
         self.ext = spec.adaptive or spec.recurrent
-        self.ext_cfg = ext_config(spec) if self.ext else None
+        self.ext_cfg = ext_config(spec, kernel) if self.ext else None
 
         def tau(value: float | None) -> nn.Parameter | None:
             if value is None:
@@ -206,6 +209,7 @@ class FusedNeuron(nn.Module):
     def extra_repr(self) -> str:
         s = self.spec
         extra = ", recurrent" if s.recurrent else ""
+        extra += f", kernel={self.kernel}" if self.kernel != "auto" else ""
         return f"kind={s.kind}, spike_fn={s.spike_fn}, reset={s.reset}, threshold={s.spike_threshold}{extra}"
 
     def reset_states(self) -> None:
@@ -264,7 +268,7 @@ class FusedNeuron(nn.Module):
             if self.ext:
                 return self._forward_ext(u, feats).reshape(x.shape).to(x.dtype)
             if self.tau_syn is not None:
-                u = _synapse(u, self.i_syn, self._decay(self.tau_syn, feats, x.device))
+                u = _synapse(u, self.i_syn, self._decay(self.tau_syn, feats, x.device), self.kernel)
                 self.i_syn = u[:, -1]
             alpha = self._decay(self.tau_mem, feats, x.device)
             if self.tau_mem is not None:  # LIF: sinabs's norm_input
@@ -273,9 +277,10 @@ class FusedNeuron(nn.Module):
         return spikes.reshape(x.shape).to(x.dtype)
 
 
-def neuron(kind: str = "iaf", **params: Any) -> nn.Module:
-    """`backend=fused` factory: the same knobs (and neuron kinds) as `backend=sinabs`."""
-    return FusedNeuron(parse_neuron("fused", {"kind": kind, **params}))
+def neuron(kind: str = "iaf", kernel: str = "auto", **params: Any) -> nn.Module:
+    """`backend=fused` factory: the same knobs (and neuron kinds) as `backend=sinabs`; `kernel` is the backend's
+    own `backend.kernel` (auto: Triton for CUDA tensors, numba on CPU; numba; triton)."""
+    return FusedNeuron(parse_neuron("fused", {"kind": kind, **params}), kernel=kernel)
 
 
 def to_sinabs(layer: FusedNeuron) -> nn.Module:

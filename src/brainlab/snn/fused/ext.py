@@ -1,5 +1,5 @@
 """The fused backend's richer neurons as one custom autograd function: ALIF, recurrent IAF/LIF/ALIF, and the
-synaptic current inside the loop when the layer is recurrent (kernels: `ext_cpu.py`, CUDA in `triton.py`).
+synaptic current inside the loop when the layer is recurrent (kernels: `ext_cpu.py`, Triton in `triton.py`).
 Used by `FusedNeuron` whenever `kind=alif` or `recurrent=true`.
 """
 
@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from brainlab.snn.fused import ext_cpu as X
+from brainlab.snn.fused.select import triton_kernels, use_triton
 from brainlab.snn.parallel import rows_in_parallel
 
 _EMPTY3 = torch.empty(0, 0, 0)
@@ -34,6 +35,7 @@ class ExtConfig:
     adaptive: bool
     recurrent: bool
     surrogate: Any
+    kernel: str = "auto"
 
     def threshold(self, bpre: torch.Tensor) -> torch.Tensor | float:
         """The threshold at every step, computed as sinabs does (`b0 + adapt_scale * b`)."""
@@ -80,11 +82,9 @@ class NeuronFn(torch.autograd.Function):
         bpre, tot, isyn = _opt(x, cfg.adaptive, _EMPTY3), _opt(x, cfg.recurrent, _EMPTY3), _opt(x, cfg.has_syn, _EMPTY3)
         wt = w.t().contiguous() if cfg.recurrent else _EMPTY2.to(x.device)
         v_out, i_out, b_out = torch.empty_like(v0), torch.empty_like(i0), torch.empty_like(b0)
-        if x.is_cuda:
-            from brainlab.snn.fused import triton as kernels
-
-            kernels.neuron_forward(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, cfg, spikes, vpre, bpre, tot,
-                                   isyn, v_out, i_out, b_out)
+        if use_triton(x, cfg.kernel):
+            triton_kernels().neuron_forward(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, cfg, spikes, vpre, bpre,
+                                            tot, isyn, v_out, i_out, b_out)
         else:
             _cpu_rows(X.neuron_forward, (x, v0, i0, b0), (am, om_am, asyn, aa, om_aa), wt, cfg,
                       (spikes, vpre, bpre, tot, isyn, v_out, i_out, b_out), spike_mode=True)
@@ -102,11 +102,10 @@ class NeuronFn(torch.autograd.Function):
         g_x = torch.empty_like(vpre)
         g_v0, g_i0, g_b0 = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
         g_am, g_asyn, g_aa = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
-        if vpre.is_cuda:
-            from brainlab.snn.fused import triton as kernels
-
-            kernels.neuron_backward(g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0, am,
-                                    om_am, asyn, aa, om_aa, w, cfg, g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa)
+        if use_triton(vpre, cfg.kernel):
+            triton_kernels().neuron_backward(g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0,
+                                             am, om_am, asyn, aa, om_aa, w, cfg, g_x, g_v0, g_i0, g_b0, g_am, g_asyn,
+                                             g_aa)
         else:
             _cpu_rows(X.neuron_backward, (g_spikes, g_v, g_i, g_b, cur, spikes, vpre, bpre, isyn, sg, v0, i0, b0),
                       (am, om_am, asyn, aa, om_aa), w, cfg, (g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa),

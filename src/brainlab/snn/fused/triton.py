@@ -1,12 +1,17 @@
-"""CUDA kernels of the fused backend (Triton; imported only when a fused layer sees a CUDA tensor).
+"""Triton kernels of the fused backend (imported when a layer runs them: CUDA tensors or `backend.kernel=triton`).
 
 One program per block of neurons loops over time, like the CPU kernels in `cpu.py`. To keep spikes
-bit-identical to sinabs (which runs separate torch ops), products use `mul.rn` (never contracted into FMA)
-and the spike count uses IEEE division. Tested only where a GPU is present (`pytest -m gpu`).
+bit-identical to sinabs (which runs separate torch ops), products and sums use `mul.rn` / `add.rn` (never
+contracted into FMA) and the spike count uses IEEE division. Under Triton's interpreter (`TRITON_INTERPRET=1` set
+before this module is imported) the kernels run on CPU tensors with numpy: inline PTX cannot run there, so the two
+rounding helpers are plain float32 `*` and `+`, which numpy already rounds once each (no contraction). The choice
+is made once, when the kernels are defined; the compiled GPU code is the same either way. Tested on CPU under the
+interpreter (`pytest -m triton`) and on a GPU (`pytest -m gpu`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -18,26 +23,40 @@ try:
     import triton.language as tl
 except ImportError as err:  # pragma: no cover - depends on the install
     raise ConfigError(
-        f"backend=fused on CUDA needs Triton ({type(err).__name__}: {err}); install it with `pip install triton` "
-        "(it ships with the CUDA builds of torch)"
+        f"backend=fused's Triton kernels need Triton ({type(err).__name__}: {err}); install it with "
+        "`pip install triton` (it ships with the CUDA builds of torch)"
     ) from err
 
 BLOCK = 128
+# Read by Triton when `@triton.jit` runs (import time); read here at the same moment so the two always agree.
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+# The device helpers the kernels call: compiled, ordinary `@triton.jit` functions (inlined into each kernel). The
+# interpreter runs kernels as Python and re-patches triton.language on every nested jit call (~3 ms each, most of a
+# test's time), so there they are the plain Python functions they are.
+_device = (lambda fn: fn) if INTERPRETED else triton.jit
+
+if INTERPRETED:  # inline PTX cannot run on the CPU; numpy rounds each float32 `*` and `+` once (no contraction)
+
+    def _mul_rn(a, b):  # noqa: ANN001, ANN202
+        return a * b
+
+    def _add_rn(a, b):  # noqa: ANN001, ANN202
+        return a + b
+
+else:
+
+    @triton.jit
+    def _mul_rn(a, b):
+        return tl.inline_asm_elementwise("mul.rn.f32 $0, $1, $2;", "=r,r,r", [a, b], dtype=tl.float32,
+                                         is_pure=True, pack=1)
+
+    @triton.jit
+    def _add_rn(a, b):
+        return tl.inline_asm_elementwise("add.rn.f32 $0, $1, $2;", "=r,r,r", [a, b], dtype=tl.float32,
+                                         is_pure=True, pack=1)
 
 
-@triton.jit
-def _mul_rn(a, b):
-    return tl.inline_asm_elementwise("mul.rn.f32 $0, $1, $2;", "=r,r,r", [a, b], dtype=tl.float32, is_pure=True,
-                                     pack=1)
-
-
-@triton.jit
-def _add_rn(a, b):
-    return tl.inline_asm_elementwise("add.rn.f32 $0, $1, $2;", "=r,r,r", [a, b], dtype=tl.float32, is_pure=True,
-                                     pack=1)
-
-
-@triton.jit
+@_device
 def _spike(v, thr, SPIKE_MODE: tl.constexpr):
     if SPIKE_MODE == 0:
         s = tl.where(v > 0.0, tl.floor(tl.fdiv(v, thr, ieee_rounding=True)), 0.0)
@@ -46,7 +65,7 @@ def _spike(v, thr, SPIKE_MODE: tl.constexpr):
     return s
 
 
-@triton.jit
+@_device
 def _after_spike(v, s, thr, min_v, RESET_MODE: tl.constexpr, HAS_MIN: tl.constexpr):
     if RESET_MODE == 0:
         v = v - _mul_rn(s, thr)
@@ -60,7 +79,7 @@ def _after_spike(v, s, thr, min_v, RESET_MODE: tl.constexpr, HAS_MIN: tl.constex
     return v, free
 
 
-@triton.jit
+@_device
 def _flat_lanes(n_rows, feats, BLOCK: tl.constexpr):
     """This program's block of the flat `(rows, features)` neurons: offsets, mask, batch row and neuron index."""
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -199,7 +218,7 @@ def synapse_backward(g_out: torch.Tensor, x: torch.Tensor, out: torch.Tensor, i0
 MAX_RECURRENT = 1024  # a recurrent layer runs one program per batch row holding every neuron
 
 
-@triton.jit
+@_device
 def _row_lanes(feats, BLOCK_N: tl.constexpr):
     """This program's batch row, its neurons, their mask and their offsets in a `(batch, features)` state."""
     row = tl.program_id(0)
@@ -208,13 +227,13 @@ def _row_lanes(feats, BLOCK_N: tl.constexpr):
     return row, n, mask, row * feats + n
 
 
-@triton.jit
+@_device
 def _load_state(v, i, b, st, mask):
     return tl.load(v + st, mask=mask, other=0.0), tl.load(i + st, mask=mask, other=0.0), tl.load(b + st, mask=mask,
                                                                                                  other=0.0)
 
 
-@triton.jit
+@_device
 def _load_decays(am, om_am, asyn, aa, om_aa, n, mask):
     """The per-neuron decay factors of this program's neurons."""
     return (tl.load(am + n, mask=mask, other=1.0), tl.load(om_am + n, mask=mask, other=0.0),
@@ -222,7 +241,7 @@ def _load_decays(am, om_am, asyn, aa, om_aa, n, mask):
             tl.load(om_aa + n, mask=mask, other=1.0))
 
 
-@triton.jit
+@_device
 def _step_matvec(vec, mat, n, mask, feats, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
     """`sum_m vec[m] * mat[m, n]` for this program's neurons `n`: `vec` is the whole row of this step, written by
     every program's neurons, so it is read back after a barrier."""
