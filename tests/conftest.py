@@ -8,15 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.config import CONF, ROOT, TINY, compose_cfg  # noqa: F401 - re-exported to fixtures
+from helpers.config import tiny as tiny_overrides
 from omegaconf import DictConfig
 
 
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
-    """`make_cfg(*overrides, tiny=True)` -> a composed config whose run dir is tmp_path/run."""
+    """`make_cfg(*overrides, tiny=True, keep=())` -> a composed config whose run dir is tmp_path/run (`keep`: the
+    callbacks TINY switches off that the test is about)."""
 
-    def make(*overrides: str, tiny: bool = True) -> DictConfig:
-        return compose_cfg(tmp_path / "run", [*(TINY if tiny else []), *overrides])
+    def make(*overrides: str, tiny: bool = True, keep: tuple[str, ...] = ()) -> DictConfig:
+        return compose_cfg(tmp_path / "run", [*(tiny_overrides(*keep) if tiny else []), *overrides])
 
     return make
 

@@ -24,7 +24,14 @@ TINY = [
     "trainer.max_epochs=1",
     "callbacks.progress_bar=null",
     "trainer.enable_model_summary=false",
+    # off unless a test is about them (`tiny(keep=...)`): pictures cost ~0.8 s a run
+    *(OFF := ["callbacks.snn_media=null", "callbacks.neuromorphic=null"]),
 ]
+
+
+def tiny(*keep: str) -> list[str]:
+    """TINY with the named callbacks (`snn_media`, `neuromorphic`) left on."""
+    return [o for o in TINY if o not in {f"callbacks.{name}=null" for name in keep}]
 
 
 def compose_cfg(output_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -10,7 +10,7 @@ import nir
 import pytest
 import sinabs
 import torch
-from helpers.config import TINY, compose_cfg
+from helpers.config import TINY, compose_cfg, tiny
 from PIL import Image
 from torch import nn
 
@@ -115,7 +115,8 @@ def test_connection_sparsity_and_footprint() -> None:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("snn") / "run"
-    cfg = compose_cfg(out, [*TINY, "logger=wandb", "trainer.limit_train_batches=3", "trainer.max_epochs=2"])
+    cfg = compose_cfg(out, [*tiny("snn_media", "neuromorphic"), "logger=wandb", "trainer.limit_train_batches=3",
+                            "trainer.max_epochs=2"])
     os.environ["WANDB_SILENT"] = "true"
     run(cfg)
     close_loggers()  # as train.py's main does: W&B's files are complete afterwards
