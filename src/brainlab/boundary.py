@@ -132,6 +132,11 @@ def hydra_error(exc: BaseException) -> BrainlabError | None:
         key = text.split("'", 2)[1]
         return ConfigError(f"{key} is not a key of this config: check its spelling (python train.py --cfg job "
                            "lists every key); +key=value adds a key only where the plug takes it")
+    if "Config group override must be a string or a list" in text:
+        groups = [arg.split("=", 1)[0] for arg in sys.argv[1:] if arg.endswith("=null") and "." not in arg]
+        group = groups[0] if groups else "<group>"
+        return ConfigError(f"{group}=null cannot switch a config group off: use ~{group} (none of it), or "
+                           f"{group}.<entry>=null for one entry")
     cause = f"; {one_line(str(exc.__cause__))}" if isinstance(exc.__cause__, OmegaConfBaseException) else ""
     return ConfigError(one_line(text) + cause)
 

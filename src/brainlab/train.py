@@ -57,8 +57,8 @@ def check_trainer(trainer_cfg: DictConfig) -> None:
     # Lightning's own refusal (its FSDPStrategy by name or class, not subclasses), said early and with the fix
     if strategy in LIGHTNING_FSDP and (accelerator == "cpu" or not torch.cuda.is_available()):
         raise ConfigError(
-            "trainer=fsdp needs CUDA GPUs (Lightning's FSDP does not run on CPU): use trainer=ddp on CPU, "
-            "or run on a GPU machine"
+            f"trainer.strategy={strategy} is FSDP, and trainer=fsdp needs CUDA GPUs (Lightning's FSDP does not run "
+            "on CPU; trainer=torchrun picks FSDP too): use trainer=ddp on CPU, or run on a GPU machine"
         )
     if accelerator in GPU_ACCELERATORS and not torch.cuda.is_available():
         raise ConfigError(

@@ -1,10 +1,11 @@
 """The table of bad inputs (issue 22): each one must stop with one `error:` line naming the key or file, exit 2.
 
-A row: `Bad(group, args, names, before)`. `args` are Hydra overrides applied to one composed tiny config (`{tmp}`
+A row: `Bad(group, args, names, entry)`. `args` are Hydra overrides applied to one composed tiny config (`{tmp}`
 is the test's folder, where `bad_files` wrote the files the rows point at); `names` is what the error line must
-contain. `before` is what the same input gave before issue 22 (`line`: one clear line, `hydra`: Hydra's
-multi-line message, `wrapped`: a wrapped exception without a fix, `traceback`, `wrong`: a line blaming the wrong
-thing, `silent`: no error, wrong behaviour). docs/bad_inputs.md lists the table with its counts.
+contain. `before` is what the same input gave on the commit before issue 22, measured by running this table
+there (`line`: one line naming the key or file, `wrapped`: one line that does not name it (a wrapped exception, or
+the wrong cause), `traceback`, `hydra`: Hydra's multi-line message, `silent`: no error at all).
+docs/bad_inputs.md lists the table with its counts.
 """
 
 from __future__ import annotations
@@ -21,28 +22,31 @@ class Bad:
     group: str  # config | compose | checkpoint | eval | output | sample
     args: tuple[str, ...]
     names: str
-    before: str
     entry: str = "train"  # train | eval | cli
+
+    @property
+    def before(self) -> str:
+        return MEASURED_BEFORE.get(self.id, "line")
 
     @property
     def id(self) -> str:
         return f"{self.entry}: {' '.join(self.args) or '(no arguments)'}"
 
 
-def rows(group: str, before: str, *cases: tuple[str, str], entry: str = "train") -> list[Bad]:
-    return [Bad(group, tuple(args.split()), names, before, entry) for args, names in cases]
+def rows(group: str, *cases: tuple[str, str], entry: str = "train") -> list[Bad]:
+    return [Bad(group, tuple(args.split()), names, entry) for args, names in cases]
 
 
 TABLE: list[Bad] = [
     # --- trainer -----------------------------------------------------------------------------------------------
-    *rows("config", "traceback",
+    *rows("config",
           ("trainer.max_epochs=abc", "trainer.max_epochs"),
           ("trainer.max_steps=abc", "trainer.max_steps"),
           ("trainer.accumulate_grad_batches=abc", "trainer.accumulate_grad_batches"),
           ("trainer.gradient_clip_val=abc", "trainer.gradient_clip_val"),
           ("trainer.limit_test_batches=abc", "trainer.limit_test_batches"),
           ("trainer.check_val_every_n_epoch=abc", "trainer.check_val_every_n_epoch")),
-    *rows("config", "wrapped",
+    *rows("config",
           ("trainer.devices=0", "trainer.devices"),
           ("trainer.devices=-2", "trainer.devices"),
           ("trainer.devices=abc", "trainer.devices"),
@@ -69,24 +73,24 @@ TABLE: list[Bad] = [
           ("+trainer.fast_dev_run=-1", "trainer.fast_dev_run"),
           ("+trainer.max_epoch=3", "trainer.max_epoch"),
           ("+trainer.gpus=1", "trainer.gpus")),
-    *rows("config", "wrong",
+    *rows("config",
           ("trainer.limit_train_batches=0", "trainer.limit_train_batches"),
           ("trainer.limit_train_batches=0.0", "trainer.limit_train_batches"),
           ("data.batch_size=500 +data.drop_last=true", "data.batch_size")),
     # --- top level ---------------------------------------------------------------------------------------------
-    *rows("config", "traceback",
+    *rows("config",
           ("seed=abc", "seed"),
           ("seed=1.5", "seed")),
-    *rows("config", "silent",
+    *rows("config",
           ("seed=-1", "seed"),
           ("train=abc", "train"),
           ("monitor=acc", "monitor"),
           ("optimized_metric=5", "optimized_metric")),
-    *rows("config", "wrapped",
+    *rows("config",
           ("monitor=valid/acc", "monitor"),
           ("monitor_mode=maximum", "monitor_mode")),
     # --- optimizer and scheduler -------------------------------------------------------------------------------
-    *rows("config", "traceback",
+    *rows("config",
           ("model.optimizer.lr=-1", "model.optimizer.lr"),
           ("model.optimizer.lr=abc", "model.optimizer.lr"),
           ("model.optimizer.weight_decay=-1", "model.optimizer.weight_decay"),
@@ -99,14 +103,14 @@ TABLE: list[Bad] = [
           ("model.scheduler.warmup_steps=abc", "model.scheduler.warmup_steps"),
           ("model.scheduler.min_lr=abc", "model.scheduler.min_lr"),
           ("+model.scheduler.warmup=5", "model.scheduler.warmup")),
-    *rows("config", "silent",
+    *rows("config",
           ("model.optimizer.lr=0", "model.optimizer.lr"),
           ("model.optimizer.lr=nan", "model.optimizer.lr"),
           ("model.optimizer.lr=inf", "model.optimizer.lr"),
           ("model.scheduler.warmup_steps=-1", "model.scheduler.warmup_steps"),
           ("model.scheduler.min_lr=-1", "model.scheduler.min_lr")),
     # --- data --------------------------------------------------------------------------------------------------
-    *rows("config", "wrapped",
+    *rows("config",
           ("data.num_classes=1", "data.num_classes"),
           ("data.num_classes=0", "data.num_classes"),
           ("data.num_classes=abc", "data.num_classes"),
@@ -126,10 +130,10 @@ TABLE: list[Bad] = [
           ("data.seed=-1", "data.seed"),
           ("+data.batchsize=8", "data.batchsize"),
           ("+data.on_bad_sample=ignore", "data.on_bad_sample")),
-    *rows("config", "silent",
+    *rows("config",
           ("data.pin_memory=abc", "data.pin_memory")),
     # --- net and neuron ----------------------------------------------------------------------------------------
-    *rows("config", "line",
+    *rows("config",
           ("model.net.hidden_dim=0", "model.net.hidden_dim"),
           ("model.net.neuron.spike_threshold=-1", "model.net.neuron.spike_threshold"),
           ("model.net.neuron.kind=lifx", "model.net.neuron.kind"),
@@ -138,7 +142,7 @@ TABLE: list[Bad] = [
           ("+model.net.neuron.foo=1", "model.net.neuron"),
           ("+model.net.neuron.reset=none", "model.net.neuron.reset"),
           ("+model.net.neuron.surrogate=sigmoid", "model.net.neuron.surrogate")),
-    *rows("config", "wrapped",
+    *rows("config",
           ("model.net.hidden_dim=abc", "model.net.hidden_dim"),
           ("model.net.n_hidden=0", "model.net.n_hidden"),
           ("+model.net.hiden_dim=3", "model.net.hiden_dim"),
@@ -146,7 +150,7 @@ TABLE: list[Bad] = [
           ("+model.net.neuron.recurrent=abc", "model.net.neuron.recurrent"),
           ("+model.foo=1", "model.foo")),
     # --- callbacks and loggers ---------------------------------------------------------------------------------
-    *rows("config", "wrapped",
+    *rows("config",
           ("callbacks.step_checkpoint.every_n_train_steps=-1", "callbacks.step_checkpoint.every_n_train_steps"),
           ("callbacks.step_checkpoint.every_n_train_steps=abc", "callbacks.step_checkpoint.every_n_train_steps"),
           ("callbacks.model_checkpoint.save_top_k=-2", "callbacks.model_checkpoint.save_top_k"),
@@ -155,13 +159,13 @@ TABLE: list[Bad] = [
           ("callbacks.lr_monitor.logging_interval=hour", "callbacks.lr_monitor"),
           ("+callbacks.spike_stats.foo=1", "callbacks.spike_stats.foo"),
           ("+logger.csv.foo=1", "logger.csv.foo")),
-    *rows("config", "line",
+    *rows("config",
           ("callbacks.model_checkpoint=abc", "callbacks.model_checkpoint"),
           ("logger.csv=abc", "logger.csv")),
     # --- checkpoints (train.py ckpt_path=...) ------------------------------------------------------------------
-    *rows("checkpoint", "line",
+    *rows("checkpoint",
           ("ckpt_path={tmp}/missing.ckpt", "missing.ckpt")),
-    *rows("checkpoint", "traceback",
+    *rows("checkpoint",
           ("ckpt_path={tmp}/empty.ckpt", "empty.ckpt"),
           ("ckpt_path={tmp}/truncated.ckpt", "truncated.ckpt"),
           ("ckpt_path={tmp}/random.ckpt", "random.ckpt"),
@@ -169,11 +173,11 @@ TABLE: list[Bad] = [
           ("ckpt_path={tmp}/plain_torch.ckpt", "plain_torch.ckpt"),
           ("ckpt_path={tmp}/wide.ckpt", "wide.ckpt"),
           ("ckpt_path={tmp}/deep.ckpt", "deep.ckpt")),
-    *rows("checkpoint", "wrong",
+    *rows("checkpoint",
           ("ckpt_path={tmp}/plain_folder", "plain_folder"),
           ("ckpt_path={tmp}/empty_folder", "empty_folder")),
     # --- eval.py -----------------------------------------------------------------------------------------------
-    *rows("eval", "traceback",
+    *rows("eval",
           ("", "ckpt_path"),
           ("ckpt_path={tmp}/run/checkpoints/empty.ckpt", "empty.ckpt"),
           ("ckpt_path={tmp}/run/checkpoints/truncated.ckpt", "truncated.ckpt"),
@@ -181,18 +185,18 @@ TABLE: list[Bad] = [
           ("ckpt_path={tmp}/run/checkpoints/wide.ckpt", "wide.ckpt"),
           ("ckpt_path={tmp}/run/checkpoints/plain_torch.ckpt", "plain_torch.ckpt"),
           entry="eval"),
-    *rows("eval", "line",
+    *rows("eval",
           ("ckpt_path={tmp}/missing.ckpt", "missing.ckpt"),
           ("ckpt_path={tmp}/orphan.ckpt", "orphan.ckpt"),
           entry="eval"),
     # --- output dirs (write faults injected, or a path through a file) -----------------------------------------
-    *rows("output", "traceback",
+    *rows("output",
           ("paths.output_dir={tmp}/a_file/run", "a_file"),
           ("fault=EACCES", "Permission denied"),
           ("fault=EROFS", "Read-only file system"),
           ("fault=ENOSPC", "No space left on device")),
     # --- Hydra's own refusals, through the console entry (brainlab train ...) ----------------------------------
-    *rows("compose", "hydra",
+    *rows("compose",
           ("model.net.hiden_dim=3", "model.net.hiden_dim"),
           ("data=nope", "data/nope"),
           ("trainer.max_epochs=[1", "trainer.max_epochs"),
@@ -233,3 +237,123 @@ def write_bad_files(folder: Path, model: torch.nn.Module, wide: torch.nn.Module,
     (folder / "plain_folder" / "notes.txt").write_text("not a checkpoint")
     (folder / "empty_folder").mkdir(exist_ok=True)
     (folder / "a_file").write_text("a file, not a folder")
+
+
+BEFORE = {"line": "one line naming it", "wrapped": "one line not naming it (wrapped or wrong cause)",
+          "traceback": "a traceback", "hydra": "Hydra's multi-line message", "silent": "no error at all"}
+GROUPS = {"config": "config values (train.py)", "checkpoint": "checkpoints (train.py ckpt_path=)",
+          "eval": "eval.py", "output": "output dirs", "compose": "Hydra composition (brainlab train ...)"}
+
+
+def markdown(table: list[Bad] = TABLE) -> str:
+    """The table as docs/bad_inputs.md shows it (a test keeps the page equal to this)."""
+    counts = count(table)
+    lines = [f"{len(table)} bad inputs; before issue 22: "
+             + ", ".join(f"{counts.get(k, 0)} {v}" for k, v in BEFORE.items())
+             + f"; now: {len(table)} one `error:` line each, exit status 2.", "",
+             "| group | input | the line names | before |", "|---|---|---|---|"]
+    for row in table:
+        args = " ".join(row.args).replace("{tmp}/", "") or "(no ckpt_path)"
+        lines.append(f"| {GROUPS[row.group]} | `{args}` | `{row.names}` | {BEFORE[row.before]} |")
+    return "\n".join(lines) + "\n"
+
+
+#: what each row gave on the commit before issue 22 (b84b7dc), measured by running this table there
+MEASURED_BEFORE: dict[str, str] = {
+    'train: trainer.max_epochs=abc': 'traceback',
+    'train: trainer.max_steps=abc': 'wrapped',
+    'train: trainer.accumulate_grad_batches=abc': 'traceback',
+    'train: trainer.gradient_clip_val=abc': 'wrapped',
+    'train: trainer.limit_test_batches=abc': 'wrapped',
+    'train: trainer.check_val_every_n_epoch=abc': 'traceback',
+    'train: trainer.devices=0': 'traceback',
+    'train: trainer.devices=-2': 'wrapped',
+    'train: trainer.devices=abc': 'wrapped',
+    'train: trainer.max_epochs=-2': 'traceback',
+    'train: trainer.max_epochs=1.5': 'traceback',
+    'train: trainer.min_epochs=-1': 'silent',
+    'train: trainer.max_steps=-5': 'traceback',
+    'train: trainer.accelerator=tpuu': 'wrapped',
+    'train: trainer.precision=8': 'wrapped',
+    'train: trainer.precision=half': 'wrapped',
+    'train: trainer.limit_train_batches=-1': 'traceback',
+    'train: trainer.limit_train_batches=1.5': 'traceback',
+    'train: trainer.limit_val_batches=-1': 'traceback',
+    'train: trainer.check_val_every_n_epoch=0': 'traceback',
+    'train: +trainer.val_check_interval=0.0': 'silent',
+    'train: +trainer.val_check_interval=1.5': 'traceback',
+    'train: trainer.log_every_n_steps=0': 'silent',
+    'train: trainer.accumulate_grad_batches=0': 'traceback',
+    'train: trainer.num_sanity_val_steps=-2': 'silent',
+    'train: trainer.gradient_clip_val=-1': 'silent',
+    'train: +trainer.gradient_clip_algorithm=max': 'traceback',
+    'train: trainer.deterministic=abc': 'silent',
+    'train: trainer.enable_model_summary=abc': 'silent',
+    'train: +trainer.fast_dev_run=-1': 'traceback',
+    'train: +trainer.max_epoch=3': 'wrapped',
+    'train: +trainer.gpus=1': 'wrapped',
+    'train: trainer.limit_train_batches=0': 'silent',
+    'train: trainer.limit_train_batches=0.0': 'silent',
+    'train: data.batch_size=500 +data.drop_last=true': 'silent',
+    'train: seed=abc': 'traceback',
+    'train: seed=1.5': 'silent',
+    'train: seed=-1': 'traceback',
+    'train: train=abc': 'silent',
+    'train: optimized_metric=5': 'silent',
+    'train: monitor_mode=maximum': 'traceback',
+    'train: model.optimizer.lr=-1': 'traceback',
+    'train: model.optimizer.lr=abc': 'traceback',
+    'train: model.optimizer.weight_decay=-1': 'traceback',
+    'train: model.optimizer.weight_decay=abc': 'traceback',
+    'train: +model.optimizer.betas=[0.9]': 'traceback',
+    'train: +model.optimizer.betas=[0.9,1.5]': 'traceback',
+    'train: +model.optimizer.eps=0': 'wrapped',
+    'train: +model.optimizer.momentum=0.9': 'traceback',
+    'train: +model.optimizer.lrr=0.1': 'traceback',
+    'train: model.scheduler.warmup_steps=abc': 'traceback',
+    'train: model.scheduler.min_lr=abc': 'traceback',
+    'train: +model.scheduler.warmup=5': 'traceback',
+    'train: model.optimizer.lr=0': 'silent',
+    'train: model.optimizer.lr=nan': 'traceback',
+    'train: model.scheduler.warmup_steps=-1': 'silent',
+    'train: model.scheduler.min_lr=-1': 'silent',
+    'train: data.num_classes=1': 'traceback',
+    'train: data.val_fraction=abc': 'traceback',
+    'train: data.split_seed=abc': 'traceback',
+    'train: data.seed=-1': 'traceback',
+    'train: +data.batchsize=8': 'traceback',
+    'train: +data.on_bad_sample=ignore': 'traceback',
+    'train: data.pin_memory=abc': 'silent',
+    'train: +model.net.neuron.tau_mem=-5': 'silent',
+    'train: +model.net.hiden_dim=3': 'traceback',
+    'train: model.net.neuron.spike_threshold=abc': 'traceback',
+    'train: +model.net.neuron.recurrent=abc': 'silent',
+    'train: +model.foo=1': 'traceback',
+    'train: callbacks.step_checkpoint.every_n_train_steps=-1': 'traceback',
+    'train: callbacks.step_checkpoint.every_n_train_steps=abc': 'traceback',
+    'train: callbacks.model_checkpoint.save_top_k=-2': 'traceback',
+    'train: callbacks.model_checkpoint.mode=maximum': 'traceback',
+    'train: +callbacks.model_checkpoint.every_n_step=3': 'traceback',
+    'train: callbacks.lr_monitor.logging_interval=hour': 'traceback',
+    'train: +callbacks.spike_stats.foo=1': 'traceback',
+    'train: +logger.csv.foo=1': 'traceback',
+    'train: ckpt_path={tmp}/empty.ckpt': 'traceback',
+    'train: ckpt_path={tmp}/truncated.ckpt': 'traceback',
+    'train: ckpt_path={tmp}/random.ckpt': 'traceback',
+    'train: ckpt_path={tmp}/text.ckpt': 'traceback',
+    'train: ckpt_path={tmp}/plain_torch.ckpt': 'traceback',
+    'train: ckpt_path={tmp}/wide.ckpt': 'traceback',
+    'train: ckpt_path={tmp}/deep.ckpt': 'traceback',
+    'eval: ckpt_path={tmp}/run/checkpoints/empty.ckpt': 'traceback',
+    'eval: ckpt_path={tmp}/run/checkpoints/truncated.ckpt': 'traceback',
+    'eval: ckpt_path={tmp}/run/checkpoints/random.ckpt': 'traceback',
+    'eval: ckpt_path={tmp}/run/checkpoints/wide.ckpt': 'traceback',
+    'eval: ckpt_path={tmp}/run/checkpoints/plain_torch.ckpt': 'traceback',
+    'train: paths.output_dir={tmp}/a_file/run': 'traceback',
+    'train: fault=EACCES': 'traceback',
+    'train: fault=EROFS': 'traceback',
+    'train: fault=ENOSPC': 'traceback',
+    'cli: model.net.hiden_dim=3': 'hydra',
+    'cli: data=nope': 'hydra',
+    'cli: trainer.max_epochs=[1': 'hydra',
+}

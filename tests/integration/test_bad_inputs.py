@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.bad_inputs import TABLE, Bad, count, write_bad_files
-from helpers.config import CONF, TINY, compose_cfg
+from helpers.bad_inputs import TABLE, Bad, count, markdown, write_bad_files
+from helpers.config import CONF, ROOT, TINY, compose_cfg
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
@@ -110,6 +110,10 @@ def test_table_size_and_counts() -> None:
     assert len(TABLE) >= 100
     assert len({row.id for row in TABLE}) == len(TABLE), "every row once"
     assert sum(count().values()) == len(TABLE)
+
+
+def test_docs_page_shows_the_table() -> None:
+    assert markdown() in (ROOT / "docs" / "bad_inputs.md").read_text(), "regenerate docs/bad_inputs.md's table"
 
 
 def test_unexpected_error_is_one_line_with_the_traceback_file(world: dict, tmp_path: Path,

@@ -8,12 +8,15 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from brainlab.validate import validate_run
+
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_resolves(experiment: str, tmp_path) -> None:
     cfg = compose_cfg(tmp_path, [f"experiment={experiment}"])
+    validate_run(cfg)  # the setup checks (issue 22) refuse nothing a shipped experiment sets
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert resolved["target"] in resolved["targets"], "an experiment names a row of conf/targets.yaml"
     assert resolved["model"]["_target_"].startswith("brainlab.phases.")
