@@ -29,12 +29,13 @@ from brainlab.boundary import report
 from brainlab.callbacks.preemption import PREEMPT_NAME, Preemption, RunInterrupted
 from brainlab.callbacks.target_table import TargetTable
 from brainlab.core.atomic import atomic_write_text
+from brainlab.core.datamodule import bad_sample_counts
 from brainlab.core.errors import ConfigError, find_brainlab_error
 from brainlab.loggers import continue_loggers, hide_lightning_tips
 from brainlab.report import print_report
 from brainlab.utils.checkpoint_io import AtomicCheckpointIO
 from brainlab.utils.instantiate import instantiate_dict
-from brainlab.utils.record import write_record
+from brainlab.utils.record import add_to_record, write_record
 from brainlab.validate import check_checkpoint, read_checkpoint, validate_run
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            record_bad_samples(trainer, datamodule, output_dir)
             refuse_no_training(cfg, trainer, datamodule)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.get("test", True):
@@ -190,6 +192,13 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     finish(trainer, metrics, output_dir)
     return metrics
+
+
+def record_bad_samples(trainer: pl.Trainer, datamodule: object, output_dir: Path) -> None:
+    """The bad samples the data setup dropped (`data.on_bad_sample=skip`), per split, into `record/run.json`."""
+    counts = bad_sample_counts(datamodule)
+    if counts is not None and trainer.is_global_zero:
+        add_to_record(output_dir, bad_samples=counts)
 
 
 def refuse_no_training(cfg: DictConfig, trainer: pl.Trainer, datamodule: pl.LightningDataModule) -> None:

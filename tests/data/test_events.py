@@ -58,12 +58,13 @@ def test_the_shipped_transforms_fit(name: str, tmp_path: Path) -> None:
 
 
 def test_events_outside_the_sensor_are_one_data_error_not_an_index_error(tmp_path: Path) -> None:
-    """A file whose units exceed the 700 channels stops setup with one line (any cache), before training."""
+    """A file whose units exceed the 700 channels stops setup with one line naming the file and the sample (any
+    cache), before training."""
     root = make_shd(tmp_path / "shd", train=2, test=1)
     write_hsd(root / "SHD" / "shd_train.h5", balanced(2, 4), 4, n_channels=760, seed=3)
     for cache in ("none", "memory"):
         dm = datamodule(tmp_path, "shd", f"data.root={root}", "data.num_classes=4", f"cache={cache}")
-        with pytest.raises(DataError, match=r"data.transform: .*IndexError.*sensor_size") as err:
+        with pytest.raises(DataError, match=r"shd_train.h5 \(sample 0\): x spans 0..7\d\d, outside the sensor") as err:
             dm.setup("fit")
         assert "\n" not in str(err.value)
 

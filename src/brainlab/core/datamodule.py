@@ -80,3 +80,18 @@ def full_dataset(datamodule: object) -> bool:
     """Whether test metrics on `datamodule` are the dataset's own: its declared `is_full_dataset`. No datamodule
     (loaders passed directly) or one that does not declare the interface counts as not the full dataset."""
     return isinstance(datamodule, DataModuleInfo) and bool(datamodule.is_full_dataset)
+
+
+@runtime_checkable
+class CountsBadSamples(Protocol):
+    """A datamodule that checks its samples (`data.on_bad_sample`): per split, the bad samples it dropped (after
+    `setup`; NAB counts rows). The run record keeps them."""
+
+    bad_samples: dict[str, int]
+
+
+def bad_sample_counts(datamodule: object) -> dict[str, int] | None:
+    """The datamodule's dropped bad samples per split (None when it does not count them)."""
+    if not isinstance(datamodule, CountsBadSamples):
+        return None
+    return {str(k): int(v) for k, v in datamodule.bad_samples.items()}

@@ -36,6 +36,9 @@ class DataModule(pl.LightningDataModule):
         super().__init__()
         self.loader_settings = LoaderSettings(batch_size, num_workers, pin_memory, drop_last)
         self.resume_at: tuple[int, int] | None = None
+        #: per split, the bad samples dropped (`data.on_bad_sample=skip`, `brainlab.data.samples`); kept in the
+        #: run record
+        self.bad_samples: dict[str, int] = {}
 
     @property
     def is_full_dataset(self) -> bool:

@@ -42,6 +42,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.loaders import build_loader
 from brainlab.data.sampler import SeededSampler
+from brainlab.data.samples import BadItem, Guarded
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class CacheStrategy(ABC):
     name: str = "abstract"
     #: whether entries outlive the run (then keys include the raw files' content fingerprint)
     persistent: bool = False
+    #: `data.on_bad_sample` (set by the datamodule): a bad sample met while building stops the build (`error`) or
+    #: is left out of the store and listed in its `dropped` (`skip`)
+    on_bad_sample: str = "error"
 
     @abstractmethod
     def wrap(self, dataset: Dataset, key: str) -> Dataset:
@@ -120,7 +124,10 @@ class PackedFrames(Dataset):
     `(float32 frames of frame_shape, int target)`; `__getitems__` densifies a whole batch at once.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], frame_shape: Sequence[int]) -> None:
+    def __init__(self, arrays: dict[str, np.ndarray], frame_shape: Sequence[int],
+                 dropped: Sequence[str] = ()) -> None:
+        #: the bad samples left out when the store was built (one line each, `brainlab.data.samples`)
+        self.dropped = list(dropped)
         self.indices, self.values = arrays["indices"], arrays["values"]
         self.offsets, self.targets = arrays["offsets"], arrays["targets"]
         self.frame_shape = tuple(int(d) for d in frame_shape)
@@ -175,11 +182,14 @@ def _as_is(item: Any) -> Any:
     return item
 
 
-def pack(dataset: Dataset, num_workers: int = 0, desc: str = "") -> tuple[dict[str, np.ndarray], tuple]:
+def pack(dataset: Dataset, num_workers: int = 0, desc: str = "", on_bad_sample: str = "error",
+         dropped: list[str] | None = None) -> tuple[dict[str, np.ndarray], tuple]:
     """Transform every sample once (in `num_workers` processes) and pack the non-zeros.
 
+    Every sample is checked as it is read (`brainlab.data.samples`): a bad one stops the build with its line
+    (`on_bad_sample="error"`) or is left out and its line appended to `dropped` (`"skip"`).
     The loader's seeds come from a private generator: building a cache never draws from the global RNG."""
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
+    loader = DataLoader(Guarded(dataset), batch_size=None, shuffle=False, num_workers=num_workers,
                         collate_fn=_as_is, generator=torch.Generator().manual_seed(0))
     idx_parts: list[np.ndarray] = []
     val_parts: list[np.ndarray] = []
@@ -187,7 +197,15 @@ def pack(dataset: Dataset, num_workers: int = 0, desc: str = "") -> tuple[dict[s
     targets: list[int] = []
     frame_shape: tuple | None = None
     start = time.perf_counter()
-    for frames, target in loader:
+    for item in loader:
+        if isinstance(item, BadItem):
+            if on_bad_sample != "skip":
+                raise item.error
+            log.warning("skipped a bad sample: %s", item.error)
+            if dropped is not None:
+                dropped.append(str(item.error))
+            continue
+        frames, target = item
         frames = np.asarray(frames)
         if frame_shape is None:
             frame_shape = frames.shape
@@ -225,8 +243,10 @@ class MemoryCache(CacheStrategy):
         self.build_workers = build_workers
 
     def wrap(self, dataset: Dataset, key: str) -> Dataset:
-        arrays, shape = pack(dataset, self.build_workers, desc=key)
-        return PackedFrames(arrays, shape)
+        dropped: list[str] = []
+        arrays, shape = pack(dataset, self.build_workers, desc=key, on_bad_sample=self.on_bad_sample,
+                             dropped=dropped)
+        return PackedFrames(arrays, shape, dropped)
 
 
 # --- disk ---------------------------------------------------------------------------------------------
@@ -375,13 +395,15 @@ class DiskCache(CacheStrategy):
 
     def build(self, dataset: Dataset, key: str, path: Path) -> None:
         """Write the entry into a private temp dir, then rename it into place (atomic)."""
-        arrays, shape = pack(dataset, self.build_workers, desc=key)
+        dropped: list[str] = []
+        arrays, shape = pack(dataset, self.build_workers, desc=key, on_bad_sample=self.on_bad_sample,
+                             dropped=dropped)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(temp_name(path.name))
         tmp.mkdir()
         try:
             meta: dict[str, Any] = {"format": FORMAT_VERSION, "key": key, "frame_shape": list(shape),
-                                    "n": int(arrays["targets"].size), "files": {}}
+                                    "n": int(arrays["targets"].size), "files": {}, "dropped": dropped}
             for name, array in arrays.items():
                 file = tmp / f"{name}.npy"
                 with open(file, "wb") as fh:
@@ -430,7 +452,7 @@ class DiskCache(CacheStrategy):
         if offsets.size != meta["n"] + 1 or offsets[0] != 0 or offsets[-1] != arrays["indices"].size \
                 or np.any(np.diff(offsets) < 0):
             raise CorruptEntry("offsets are inconsistent")
-        return PackedFrames(arrays, meta["frame_shape"])
+        return PackedFrames(arrays, meta["frame_shape"], meta.get("dropped", []))
 
 
 # --- gpu ------------------------------------------------------------------------------------------------
@@ -444,6 +466,7 @@ class DeviceFrames(Dataset):
 
     def __init__(self, packed: PackedFrames, device: torch.device) -> None:
         self.device = torch.device(device)
+        self.dropped = list(packed.dropped)
         self.frame_shape = packed.frame_shape
         self.frame_size = packed.frame_size
         self.host_offsets = torch.from_numpy(np.asarray(packed.offsets, dtype=np.int64).copy())
@@ -539,6 +562,7 @@ class GpuCache(CacheStrategy):
 
     def wrap(self, dataset: Dataset, key: str) -> Dataset:
         store = self.disk if self.disk is not None else MemoryCache(self.build_workers)
+        store.on_bad_sample = self.on_bad_sample
         packed = store.wrap(dataset, key)
         return DeviceFrames(packed, self.device)  # type: ignore[arg-type]
 

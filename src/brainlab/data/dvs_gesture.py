@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import tonic
 
 from brainlab.core.checks import positive_int
@@ -19,6 +20,26 @@ class DVSGesture(LocalFiles, tonic.datasets.DVSGesture):
     """tonic's DVS-Gesture reader; our file check replaces its ">= 100 .npy files or download" check."""
 
     suffix = ".npy"
+
+    def file_problem(self, path: str, size: int) -> str | None:
+        """The .npy header: a 2-D array of 4 columns (x, y, p, t) whose data fills the rest of the file."""
+        try:
+            with open(path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(fh)
+                offset = fh.tell()
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            return f"is not a .npy array ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        if len(shape) != 2 or shape[1] != 4:
+            return f"holds an array of shape {list(shape)}, not events of 4 columns (x, y, p, t)"
+        if dtype.hasobject:
+            return "holds Python objects, not numbers"
+        expected = offset + int(np.prod(shape)) * dtype.itemsize
+        if expected != size:
+            return f"is {size} bytes, not the {expected} its header says: truncated"
+        return None
 
 
 class DVSGestureDataModule(FolderTonicDataModule):

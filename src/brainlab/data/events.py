@@ -21,7 +21,8 @@ from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.data.augment import Augment
 from brainlab.data.base import CachedDataModule
-from brainlab.data.caching import CacheStrategy
+from brainlab.data.caching import CacheStrategy, NoCache
+from brainlab.data.samples import FIX, BadSample, bad_sample_policy, without
 from brainlab.data.splits import check_fraction, holdout, index_hash
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,12 @@ class EventDataModule(CachedDataModule):
         split_seed: int = 0,
         drop_last: bool = False,
         augment: Sequence[Callable] | None = None,
+        on_bad_sample: str = "error",
     ) -> None:
         super().__init__(cache, batch_size, num_workers, pin_memory, drop_last)
+        self.on_bad_sample = bad_sample_policy(on_bad_sample)
+        #: per reader (its id), the indices found bad at setup (dropped with data.on_bad_sample=skip)
+        self.bad_indices: dict[int, set[int]] = {}
         self.input_shape = tuple(int(d) for d in input_shape)
         self.num_classes = positive_int("data.num_classes", num_classes)
         self.n_time_bins = positive_int("data.n_time_bins", n_time_bins)
@@ -204,7 +209,45 @@ class EventDataModule(CachedDataModule):
         else:
             train, val = self._split_train(train)
         test = self.make_dataset("test", self.transform)
-        self.cache_splits({"train": train, "val": val, "test": test}, self.transform)
+        splits = {"train": train, "val": val, "test": test}
+        for name, dataset in splits.items():
+            bad = self.bad_indices.get(id(getattr(dataset, "dataset", dataset)), set())
+            splits[name] = without(dataset, bad)
+            self.bad_samples[name] = len(dataset) - len(splits[name])  # type: ignore[arg-type]
+        self.cache.on_bad_sample = self.on_bad_sample
+        self.cache_splits(splits, self.transform)
+        self.count_dropped()
+
+    # --- bad samples (brainlab.data.samples) ------------------------------------------------------------
+    def found_bad(self, split: str, dataset: Dataset, bad: dict[int, str]) -> None:
+        """Samples of `dataset` (a `CheckedEvents`) found bad at setup: stop at the first (`error`) or keep them
+        to be dropped from the index once the splits are made (`skip`), each logged."""
+        if isinstance(self.cache, NoCache) and self.on_bad_sample == "skip":
+            dataset.fix = (f"{FIX[:FIX.index(' or ')]}, or use a cache (cache=memory|disk) so that "  # type: ignore
+                           "data.on_bad_sample=skip drops it when the cache builds")
+        if not bad:
+            return
+        errors = [dataset.bad(i, reason) for i, reason in sorted(bad.items())]  # type: ignore[attr-defined]
+        if self.on_bad_sample == "error":
+            more = f" ({len(errors) - 1} more bad samples in this split)" if len(errors) > 1 else ""
+            raise BadSample(f"{errors[0]}{more}", errors[0].file, errors[0].index, errors[0].reason)
+        for error in errors:
+            log.warning("skipped a bad sample: %s", error)
+        self.bad_indices[id(dataset)] = set(bad)
+
+    def count_dropped(self) -> None:
+        """Add the samples the cache build left out to `bad_samples`; a store built by a `skip` run that left some
+        out is refused under `error`. Logs the totals."""
+        for name, dataset in self.datasets.items():
+            dropped = list(getattr(dataset, "dropped", []))
+            if dropped and self.on_bad_sample == "error":
+                raise DataError(f"{dropped[0]} (this cache entry was built with data.on_bad_sample=skip and "
+                                f"leaves {len(dropped)} bad samples out)")
+            self.bad_samples[name] = self.bad_samples.get(name, 0) + len(dropped)
+        total = sum(self.bad_samples.values())
+        if total:
+            log.warning("%s: %d bad samples skipped (data.on_bad_sample=skip): %s", self.dataset_name, total,
+                        ", ".join(f"{k} {v}" for k, v in self.bad_samples.items()))
 
     def _split_train(self, train: Dataset) -> tuple[Subset, Subset]:
         """A seeded validation split from the training set; its hash is logged and kept."""
@@ -218,7 +261,18 @@ class EventDataModule(CachedDataModule):
     def _check_sample_shape(self, dataset: Dataset) -> None:
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise DataError(f"{self.dataset_name}: the training split is empty")
-        frames, _ = dataset[0]
+        bad = self.bad_indices.get(id(dataset), set())
+        for index in range(len(dataset)):  # type: ignore[arg-type]
+            if index in bad:
+                continue
+            try:
+                frames, _ = dataset[index]
+                break
+            except BadSample:
+                if self.on_bad_sample == "error":
+                    raise
+        else:
+            raise DataError(f"{self.dataset_name}: every sample of the training split is bad")
         expected = (self.n_time_bins, *self.input_shape)
         if tuple(np.shape(frames)) != expected:
             raise ConfigError(

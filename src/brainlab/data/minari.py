@@ -205,7 +205,8 @@ class MinariDataModule(DataModule):
     def load(self) -> Any:
         """The MinariDataset (downloaded first when `data.download=true`)."""
         minari = import_minari()
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.download:  # a missing root is created only to download into
+            self.root.mkdir(parents=True, exist_ok=True)
         with datasets_path(self.root):
             local = self.root.joinpath(*self.dataset_id.split("/"))
             if not local.is_dir():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from torch.utils.data import DataLoader, Dataset
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.core.nab_windows import window_rows, windows_from_labels
 from brainlab.data.base import DataModule
+from brainlab.data.samples import bad_sample_policy
+
+log = logging.getLogger(__name__)
 
 NAB_FILES = 58
 NAB_ROWS = 365_558
@@ -43,22 +47,58 @@ class Stream:
         return len(self.values)
 
 
-def read_stream_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(timestamps datetime64[s], values float64) of a NAB data file."""
+def read_stream_csv(path: Path, on_bad_sample: str = "error",
+                    skipped: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(timestamps datetime64[s], values float64) of a NAB data file. A row that does not parse or holds a
+    non-finite value stops with its line number (`on_bad_sample="error"`) or is dropped and its line appended to
+    `skipped` (`"skip"`)."""
+    stamps: list[np.datetime64] = []
+    values: list[float] = []
     try:
         with path.open(newline="") as fh:
             reader = csv.reader(fh)
-            header = next(reader)
-            if header[:2] != ["timestamp", "value"]:
-                raise ValueError(f"header is {header}, expected timestamp,value")
-            rows = [r for r in reader if r]
-        stamps = np.array([r[0] for r in rows], dtype="datetime64[s]")
-        values = np.array([float(r[1]) for r in rows], dtype=np.float64)
-    except (OSError, ValueError, IndexError, StopIteration) as exc:
-        raise DataError(f"{path} is not a NAB data file (timestamp,value): {exc}; restore it from NAB") from exc
-    if len(values) == 0:
-        raise DataError(f"{path} has no rows; restore it from the NAB repository")
-    return stamps, values
+            header = next(reader, None)
+            if header is None or header[:2] != ["timestamp", "value"]:
+                raise DataError(f"{path} is not a NAB data file: its header is {header}, expected timestamp,value; "
+                                "restore it from NAB")
+            for row in reader:
+                if not row:
+                    continue
+                problem = row_problem(row)
+                if problem is not None:
+                    line = (f"{path} line {reader.line_num}: {problem}: restore the file from NAB or set "
+                            "data.on_bad_sample=skip")
+                    if on_bad_sample != "skip":
+                        raise DataError(line)
+                    log.warning("skipped a bad row: %s", line)
+                    if skipped is not None:
+                        skipped.append(line)
+                    continue
+                stamps.append(np.datetime64(row[0], "s"))
+                values.append(float(row[1]))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path} is not a readable NAB data file ({type(exc).__name__}: {exc}); restore it from NAB"
+                        ) from None
+    if not values:
+        raise DataError(f"{path} has no usable rows; restore it from the NAB repository")
+    return np.array(stamps, dtype="datetime64[s]"), np.array(values, dtype=np.float64)
+
+
+def row_problem(row: list[str]) -> str | None:
+    """What is wrong with one `timestamp,value` row (None: nothing)."""
+    if len(row) < 2:
+        return f"{len(row)} field(s), expected timestamp,value"
+    try:
+        np.datetime64(row[0], "s")
+    except ValueError:
+        return f"timestamp {row[0]!r} is not a date and time"
+    try:
+        value = float(row[1])
+    except ValueError:
+        return f"value {row[1]!r} is not a number"
+    if not np.isfinite(value):
+        return f"value {row[1]!r} is not finite"
+    return None
 
 
 def select(names: Sequence[str], files: Sequence[str] | None) -> list[str]:
@@ -135,8 +175,10 @@ class NABDataModule(DataModule):
         labels_file: str = "combined_labels.json",
         num_workers: int = 0,
         lockstep: int = 0,
+        on_bad_sample: str = "error",
     ) -> None:
         super().__init__(batch_size=None, num_workers=num_workers)
+        self.on_bad_sample = bad_sample_policy(on_bad_sample)
         if int(rows_per_step) < 1:
             raise ConfigError(f"data.rows_per_step must be >= 1, got {rows_per_step}")
         if int(lockstep) < 0:
@@ -177,13 +219,18 @@ class NABDataModule(DataModule):
             path = self.root / "data" / name
             if not path.is_file():
                 raise DataError(f"NAB file {path} is missing (listed in labels/): {GET_IT}")
-            stamps, values = read_stream_csv(path)
+            skipped: list[str] = []
+            stamps, values = read_stream_csv(path, self.on_bad_sample, skipped)
+            if skipped:
+                self.bad_samples["rows"] = self.bad_samples.get("rows", 0) + len(skipped)
             if name in windows:
                 rows = window_rows(stamps, windows[name], name)
             else:  # point labels only: NAB's own window construction
                 points = np.array(labels[name], dtype="datetime64[s]")
                 rows = windows_from_labels(len(values), np.searchsorted(stamps, points).tolist())
             self.streams.append(Stream(name, stamps, values, rows))
+        if self.bad_samples:
+            log.warning("nab: %d bad rows skipped (data.on_bad_sample=skip)", self.bad_samples["rows"])
 
     @property
     def is_full_dataset(self) -> bool:

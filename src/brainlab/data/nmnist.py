@@ -18,6 +18,11 @@ class NMNIST(LocalFiles, tonic.datasets.NMNIST):
 
     suffix = ".bin"
 
+    def file_problem(self, path: str, size: int) -> str | None:
+        if size % 5:
+            return f"{size} bytes is not a whole number of 5-byte events: the file is truncated"
+        return None
+
 
 class NMNISTDataModule(FolderTonicDataModule):
     """N-MNIST through the shared event path; validation = a seeded `data.val_fraction` of train."""

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from brainlab.core.errors import DataError
 from brainlab.data.events import EventDataModule
+from brainlab.data.samples import CheckedEvents, first_line
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,15 @@ class TonicDataModule(EventDataModule):
             ) from exc
 
     def make_dataset(self, split: str, transform: Callable) -> Dataset:
+        """The split's reader behind the sample checks (`brainlab.data.samples`); the cheap check of every
+        sample runs here, at setup (bad ones stop the run or, with data.on_bad_sample=skip, are dropped later)."""
         self.check_files(split)
-        dataset = self.reader(split, transform)
-        self.sizes[split] = len(dataset)  # type: ignore[arg-type]
+        dataset = CheckedEvents(self.reader(split, None), transform, self.native_sensor_size(), self.num_classes,
+                                self.dataset_name)
+        self.sizes[split] = len(dataset)
         if self.sizes[split] == 0:
             raise DataError(f"{self.dataset_name}: no samples found for split {split} under {self.folder}")
+        self.found_bad(split, dataset, dataset.scan())
         return dataset
 
     def native_sensor_size(self) -> tuple[int, int, int]:
@@ -192,14 +197,28 @@ class OpenOnceHDF5:
     def __len__(self) -> int:
         return len(self._h5()["labels"])
 
+    # --- what the sample checks read (brainlab.data.samples) --------------------------------------------
+    def sample_file(self, index: int) -> str:
+        return os.path.join(self.location_on_system, self.data_filename)
+
+    def labels(self) -> np.ndarray:
+        try:
+            return np.asarray(self._h5()["labels"][:])
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(f"{self.sample_file(0)}: its labels cannot be read ({first_line(exc)}): delete it and "
+                            "download it again (data.download=true)") from None
+
+    def quick_problem(self, index: int) -> str | None:
+        return None
+
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         from tonic.io import make_structured_array
 
         file = self._h5()
-        events = make_structured_array(
-            file["spikes/times"][index].astype(np.float64) * 1e6, file["spikes/units"][index], 1,
-            dtype=self.dtype,
-        )
+        times, units = file["spikes/times"][index], file["spikes/units"][index]
+        if len(times) != len(units):
+            raise ValueError(f"spikes/times has {len(times)} entries but spikes/units {len(units)}")
+        events = make_structured_array(times.astype(np.float64) * 1e6, units, 1, dtype=self.dtype)
         target = file["labels"][index].astype(int)
         if self.transform is not None:
             events = self.transform(events)
@@ -226,6 +245,28 @@ class LocalFiles:
         return bool(event_files(Path(self.location_on_system, self.folder_name), self.suffix))
 
     download = no_download
+
+    # --- what the sample checks read (brainlab.data.samples) --------------------------------------------
+    data: list[str]
+    targets: list[int]
+
+    def sample_file(self, index: int) -> str:
+        return str(self.data[index])
+
+    def labels(self) -> list[int]:
+        return self.targets
+
+    def quick_problem(self, index: int) -> str | None:
+        """A cheap check of sample `index`'s file (no decoding): its size, its header."""
+        try:
+            size = os.path.getsize(self.data[index])
+        except OSError as exc:
+            return f"cannot be read ({first_line(exc)})"
+        return "the file is empty (0 bytes)" if size == 0 else self.file_problem(self.data[index], size)
+
+    def file_problem(self, path: str, size: int) -> str | None:
+        """The format's own cheap check of a non-empty file."""
+        return None
 
 
 class FolderTonicDataModule(TonicDataModule):

@@ -58,3 +58,14 @@ def write_record(cfg: DictConfig, output_dir: Path, seed: int, resumed_from: str
     }
     atomic_write_text(record / "run.json", json.dumps(info, indent=2))
     return record
+
+
+def add_to_record(output_dir: Path, **fields: Any) -> None:
+    """Add `fields` to `record/run.json` of a run dir (written by `write_record`), e.g. the bad samples a run's
+    data setup dropped (known only after setup)."""
+    path = output_dir / "record" / "run.json"
+    if not path.is_file():
+        return
+    info = json.loads(path.read_text())
+    info.update(fields)
+    atomic_write_text(path, json.dumps(info, indent=2))
