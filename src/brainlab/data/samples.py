@@ -82,7 +82,8 @@ def label_problem(target: Any, num_classes: int) -> str | None:
     except (TypeError, ValueError, IndexError):
         return f"label {target!r} is not a number"
     if not np.isfinite(label) or label != int(label) or not 0 <= label < num_classes:
-        return f"label {target!r} is outside 0..{num_classes - 1} (data.num_classes={num_classes})"
+        shown = int(label) if np.isfinite(label) and label == int(label) else label
+        return f"label {shown} is outside 0..{num_classes - 1} (data.num_classes={num_classes})"
     return None
 
 
