@@ -79,7 +79,8 @@ def test_uncapped_score_is_minaris_and_fills_the_row_and_random_is_seeded(
         np.mean([e["normalized_score"] for e in randoms]), rel=1e-5)
     row = next(r for r in json.loads((out / "targets.json").read_text()) if r["id"] == "antmaze")
     assert row["achieved"] == pytest.approx(expected.mean(), rel=1e-5)
-    assert row["status"] == "not measured" and row["note"] == "not the full dataset"
+    # a CartPole fixture never fills the antmaze row: the row names the data it describes
+    assert row["status"] == "not measured" and "D4RL/antmaze/*" in row["note"]
 
 
 def test_missing_environment_package_skips_rollouts_with_one_reason(
