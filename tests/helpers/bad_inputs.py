@@ -195,6 +195,17 @@ TABLE: list[Bad] = [
           ("fault=EACCES", "Permission denied"),
           ("fault=EROFS", "Read-only file system"),
           ("fault=ENOSPC", "No space left on device")),
+    # --- corrupt samples inside valid datasets (written by write_bad_samples; composed fresh with SAMPLE_RUN) ----
+    *rows("sample",
+          ("experiment=nmnist_snn data.root={tmp}/samples/nmnist_empty", "Train/1/00002.bin (sample 5)"),
+          ("experiment=nmnist_snn data.root={tmp}/samples/nmnist_truncated", "Train/1/00002.bin (sample 5)"),
+          ("experiment=nmnist_snn data.root={tmp}/samples/nmnist_random cache=memory",
+           "Train/1/00002.bin (sample 5)"),
+          ("experiment=dvs_gesture_snn data.root={tmp}/samples/dvs_garbage", "user01_led/2.npy (sample"),
+          ("experiment=ssc_snn data.root={tmp}/samples/ssc_bitrot", "ssc_train.h5 (sample"),
+          ("experiment=ssc_snn data.root={tmp}/samples/ssc_label", "ssc_valid.h5 (sample 1)"),
+          ("experiment=nab_htm data.root={tmp}/samples/nab_nan", "one.csv line 12"),
+          entry="data"),
     # --- Hydra's own refusals, through the console entry (brainlab train ...) ----------------------------------
     *rows("compose",
           ("model.net.hiden_dim=3", "model.net.hiden_dim"),
@@ -237,12 +248,62 @@ def write_bad_files(folder: Path, model: torch.nn.Module, wide: torch.nn.Module,
     (folder / "plain_folder" / "notes.txt").write_text("not a checkpoint")
     (folder / "empty_folder").mkdir(exist_ok=True)
     (folder / "a_file").write_text("a file, not a folder")
+    write_bad_samples(folder)
+
+
+#: what a `sample` row adds to its arguments: a tiny run (the event sets as in tests/data)
+SAMPLE_RUN = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "trainer.enable_model_summary=false",
+              "callbacks.snn_media=null", "callbacks.neuromorphic=null", "seed=0"]
+SAMPLE_EVENTS = ["data.num_classes=4", "data.batch_size=2", "data.drop_last=false", "model.net.hidden_dim=8"]
+SAMPLE_DATA = {"dvs_gesture_snn": ["data.spatial_factor=0.25", "data.frame_size=32"]}
+
+
+def sample_overrides(args: list[str]) -> list[str]:
+    """The full overrides of a `sample` row."""
+    experiment = next(a.split("=", 1)[1] for a in args if a.startswith("experiment="))
+    events = [] if experiment == "nab_htm" else SAMPLE_EVENTS
+    return [*args, *SAMPLE_RUN, *events, *SAMPLE_DATA.get(experiment, [])]
+
+
+def write_bad_samples(folder: Path) -> None:
+    """The datasets of the `sample` rows: valid fixtures, each with one corrupt sample."""
+    import h5py
+    import numpy as np
+
+    from helpers.events import make_dvs_gesture, make_nmnist, make_ssc
+    from helpers.nab_corpus import write_corpus
+
+    folder = folder / "samples"
+    for damage in ("empty", "truncated", "random"):
+        root = make_nmnist(folder / f"nmnist_{damage}", train=3, test=1, events=60)
+        bad = root / "NMNIST" / "Train" / "1" / "00002.bin"
+        if damage == "random":
+            raw = np.random.default_rng(0).integers(0, 256, 500, dtype=np.uint8)
+            raw[0::5] = 200  # x far outside the 34x34 sensor
+            bad.write_bytes(raw.tobytes())
+        else:
+            bad.write_bytes(b"" if damage == "empty" else bad.read_bytes()[:-2])
+    root = make_dvs_gesture(folder / "dvs_garbage", users=2, events=50)
+    (root / "DVSGesture" / "ibmGestureTrain" / "user01_led" / "2.npy").write_bytes(
+        np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8).tobytes())
+    root = make_ssc(folder / "ssc_bitrot", train=3, events=60)
+    raw = bytearray((root / "SSC" / "ssc_train.h5").read_bytes())
+    raw[len(raw) // 2:len(raw) // 2 + 2048] = np.random.default_rng(0).integers(0, 256, 2048, dtype=np.uint8).tobytes()
+    (root / "SSC" / "ssc_train.h5").write_bytes(raw)
+    root = make_ssc(folder / "ssc_label", train=2, events=40)
+    with h5py.File(root / "SSC" / "ssc_valid.h5", "r+") as file:
+        file["labels"][1] = 7
+    stamps = np.datetime64("2015-03-01T00:00:00") + np.arange(40) * np.timedelta64(5, "m")
+    values = np.sin(np.arange(40.0))
+    values[10] = np.nan  # line 12 of the file (header, then rows from line 2)
+    write_corpus(folder / "nab_nan", {"a/one.csv": (stamps, values)}, {"a/one.csv": [(5, 9)]})
 
 
 BEFORE = {"line": "one line naming it", "wrapped": "one line not naming it (wrapped or wrong cause)",
           "traceback": "a traceback", "hydra": "Hydra's multi-line message", "silent": "no error at all"}
 GROUPS = {"config": "config values (train.py)", "checkpoint": "checkpoints (train.py ckpt_path=)",
-          "eval": "eval.py", "output": "output dirs", "compose": "Hydra composition (brainlab train ...)"}
+          "eval": "eval.py", "output": "output dirs", "compose": "Hydra composition (brainlab train ...)",
+          "sample": "corrupt samples (train.py)"}
 
 
 def markdown(table: list[Bad] = TABLE) -> str:
@@ -356,4 +417,12 @@ MEASURED_BEFORE: dict[str, str] = {
     'cli: model.net.hiden_dim=3': 'hydra',
     'cli: data=nope': 'hydra',
     'cli: trainer.max_epochs=[1': 'hydra',
+    # corrupt samples: as issue 22 reports them (not re-measured with this runner)
+    'data: experiment=nmnist_snn data.root={tmp}/samples/nmnist_empty': 'traceback',
+    'data: experiment=nmnist_snn data.root={tmp}/samples/nmnist_truncated': 'traceback',
+    'data: experiment=nmnist_snn data.root={tmp}/samples/nmnist_random cache=memory': 'silent',
+    'data: experiment=dvs_gesture_snn data.root={tmp}/samples/dvs_garbage': 'traceback',
+    'data: experiment=ssc_snn data.root={tmp}/samples/ssc_bitrot': 'traceback',
+    'data: experiment=ssc_snn data.root={tmp}/samples/ssc_label': 'traceback',
+    'data: experiment=nab_htm data.root={tmp}/samples/nab_nan': 'traceback',
 }

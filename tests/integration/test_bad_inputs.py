@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers.bad_inputs import TABLE, Bad, count, markdown, write_bad_files
+from helpers.bad_inputs import TABLE, Bad, count, markdown, sample_overrides, write_bad_files
 from helpers.config import CONF, ROOT, TINY, compose_cfg
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -69,6 +69,8 @@ def run_row(row: Bad, world: dict, out: Path, monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(SystemExit) as stop:
         if row.entry == "cli":
             cli.main(["train", *TINY, *args, f"hydra.run.dir={out}"])
+        elif row.entry == "data":  # another dataset: composed fresh
+            brainlab.train.main(compose_cfg(out, sample_overrides(args)))
         elif row.entry == "eval":
             cfg = world["eval"].copy()
             cfg.paths.output_dir = str(out)
