@@ -160,9 +160,6 @@ def test_nir_mapping_of_a_trained_lif_is_a_plain_sinabs_lif(stand_in: StandInLay
         exodus_backend.to_sinabs(exodus_backend.ExodusNeuron(torch.nn.ReLU()))
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="sinabs-exodus's IAF is an LIF whose tau_mem reads None: plain_copy takes it for an LIF and "
-                          "calls tau_mem_calculated.detach() on None (exodus_backend.to_sinabs needs an IAF branch)")
 def test_nir_mapping_of_an_iaf_is_a_plain_sinabs_iaf(stand_in: StandInLayers) -> None:
     layer = exodus_backend.neuron(kind="iaf", spike_threshold=0.7)
     plain = exodus_backend.to_sinabs(layer)

@@ -108,7 +108,8 @@ def plain_copy(layer: sl.LIF) -> sl.LIF:
         common["rec_connect"].load_state_dict(rec.state_dict())
     elif rec is not None:
         raise no_nir(layer)
-    if isinstance(layer, sl.IAF | sl.IAFRecurrent):
+    # an integrator: sinabs's IAF, or an LIF subclass without a membrane time constant (sinabs-exodus's IAF)
+    if isinstance(layer, sl.IAF | sl.IAFRecurrent) or getattr(layer, "tau_mem", 0.0) is None:
         return (sl.IAFRecurrent if rec is not None else sl.IAF)(tau_syn=tau_syn, **common)
     return (sl.LIFRecurrent if rec is not None else sl.LIF)(
         tau_mem=layer.tau_mem_calculated.detach().clone(), tau_syn=tau_syn, norm_input=layer.norm_input, **common)
