@@ -23,6 +23,24 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, DictConfig]:
+    """One tiny trained run (its run dir and config) for the tests that only read a checkpoint: trained once per
+    session, and once for all xdist workers (they share the session's base temp folder, under a file lock)."""
+    from filelock import FileLock
+
+    from brainlab.train import run
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # the session's folder, the same for every worker
+    out = shared / "trained_run"
+    cfg = compose_cfg(out, [*TINY, "trainer.limit_train_batches=3", "logger=csv"])
+    with FileLock(str(shared / "trained_run.lock")):
+        if not (out / "metrics.json").is_file():
+            run(cfg)
+    return out, cfg
+
+
 @pytest.fixture
 def one_thread() -> Iterator[None]:
     """torch on one intra-op thread for the test (small step-heavy models run faster so)."""

@@ -37,7 +37,10 @@ def measure(argv: Sequence[str]) -> Path:
     overrides = [a for a in argv if not a.startswith("paths.output_dir=")]
     overrides += [f"paths.output_dir={out}", *(f"callbacks.{name}=null" for name in QUIET)]
     current = compose_config("eval", overrides, "brainlab measure")
-    metrics = evaluate(ckpt, current, [a for a in overrides if not a.startswith("ckpt_path=")])
+    # `callbacks.neuromorphic` is named so that eval takes it from the current tree, not from the run's saved
+    # config (a run may have switched the counting off)
+    taken = [a for a in overrides if not a.startswith("ckpt_path=")] + ["callbacks.neuromorphic=current"]
+    metrics = evaluate(ckpt, current, taken)
     if "test/synops" not in metrics or not (out / "neuromorphic.json").exists():
         raise ConfigError(f"ckpt_path={ckpt}: the net has no spiking layers, so there are no neuromorphic metrics")
     summary = json.loads((out / "neuromorphic.json").read_text())

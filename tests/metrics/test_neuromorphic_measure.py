@@ -6,19 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.config import TINY, compose_cfg
 from hydra.utils import instantiate
 
 from brainlab.export import load_phase
 from brainlab.measure import main
 from brainlab.metrics.neuromorphic import measure
-from brainlab.train import run
 
 
-def test_measure_cli_report_equals_measure_on_the_test_loader(tmp_path: Path, capsys) -> None:
-    cfg = compose_cfg(tmp_path / "run", [*TINY, "trainer.limit_train_batches=3", "logger=csv", "test=false"])
-    run(cfg)
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+def test_measure_cli_report_equals_measure_on_the_test_loader(trained_run, tmp_path: Path, capsys) -> None:
+    run_dir, cfg = trained_run
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
     out = tmp_path / "measured"
     assert main([f"ckpt_path={ckpt}", f"paths.output_dir={out}"]) == 0
     printed = capsys.readouterr().out

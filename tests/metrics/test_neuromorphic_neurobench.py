@@ -7,11 +7,9 @@ NeuroBench is a test-only dependency installed without its own dependencies (the
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
-from helpers.config import TINY, compose_cfg
 from torch import nn
 
 from brainlab.metrics.neuromorphic import measure
@@ -192,15 +190,13 @@ def test_recurrent_layers(kind: str, threshold: float) -> None:
         assert got[key] == pytest.approx(ours[key]), key
 
 
-def test_trained_default_checkpoint_on_its_test_loader(tmp_path: Path) -> None:
+def test_trained_default_checkpoint_on_its_test_loader(trained_run) -> None:
     from hydra.utils import instantiate
 
     from brainlab.export import load_phase
-    from brainlab.train import run
 
-    cfg = compose_cfg(tmp_path / "run", [*TINY, "trainer.limit_train_batches=3", "logger=csv"])
-    run(cfg)
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    run_dir, cfg = trained_run
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
     data = instantiate(cfg.data, _convert_="all")
     data.prepare_data()
     data.setup("test")
