@@ -73,7 +73,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     write_record(cfg, Path(cfg.paths.output_dir), seed=cfg.get("seed"))
     datamodule, model, trainer = build(cfg)
     check_checkpoint(cfg.ckpt_path, model)
-    trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    trainer.test(model, datamodule=datamodule, ckpt_path=cfg.ckpt_path, verbose=False)  # the report prints
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     finish(trainer, metrics, Path(cfg.paths.output_dir))
     return metrics

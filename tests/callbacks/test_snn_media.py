@@ -140,3 +140,21 @@ def test_bench_heatmap_labels_and_log_axes_read_plainly() -> None:
     shown = [t.get_text() for t in lines.get_yticklabels() if t.get_text()]
     assert {"1", "10"} <= set(shown) and not any("10^" in s or "times" in s for s in shown)
     plt.close(fig)
+
+
+def test_a_failed_picture_write_is_a_warning_and_the_metrics_are_kept(make_cfg, monkeypatch) -> None:
+    from pathlib import Path
+
+    from brainlab.callbacks import snn_media
+    from brainlab.train import run
+
+    def full_disk(path, mode="wb", **kwargs):  # noqa: ANN001, ANN003, ANN202
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(snn_media, "atomic_open", full_disk)
+    cfg = make_cfg("trainer.limit_train_batches=2", keep=("snn_media",))
+    with pytest.warns(UserWarning, match="not written .*No space left on device.*metrics are kept"):
+        metrics = run(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert "test/acc" in metrics and "test/acc" in (out / "metrics.json").read_text()
+    assert not list((out / "media").glob("*.png")), "no picture, and no truncated one under its final name"

@@ -7,6 +7,7 @@ tested and looked at without a run.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger  # noqa: E4
 from torch.utils.hooks import RemovableHandle  # noqa: E402
 from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 
+from brainlab.core.atomic import atomic_open  # noqa: E402
 from brainlab.snn.factory import spiking_layers  # noqa: E402
 
 #: figures are this wide (inches) at this dpi; their height grows with the number of layers shown
@@ -35,10 +37,17 @@ MAX_NEURONS = 128
 MAX_CELL_TEXT = 20
 
 
-def save_figure(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+def save_figure(fig: plt.Figure, path: Path) -> Path | None:
+    """Write `fig` as a PNG, atomically; a failed write (full or read-only disk) is a warning, never a lost run."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as fh:
+            fig.savefig(fh, dpi=DPI, format="png")
+    except OSError as exc:
+        warnings.warn(f"picture {path} not written ({exc}); the run's metrics are kept", stacklevel=2)
+        return None
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -287,19 +296,20 @@ class SNNMedia(pl.Callback):
         if not self._raster or not trainer.is_global_zero:
             return
         names = self.names(trainer)
-        self.files = [self.raster(names), self.firing_rates()]
+        files = [self.raster(names), self.firing_rates()]
         if self._confusion is not None:
-            self.files.append(self.confusion(names))
+            files.append(self.confusion(names))
+        self.files = [f for f in files if f is not None]
         log_pictures(trainer.loggers, self.files, trainer.global_step)
 
-    def raster(self, class_names: Sequence[str] | None = None) -> Path:
+    def raster(self, class_names: Sequence[str] | None = None) -> Path | None:
         fig = raster_figure(self._raster, self._labels, self._predictions, class_names)
         return save_figure(fig, self.media_dir / "raster.png")
 
-    def firing_rates(self) -> Path:
+    def firing_rates(self) -> Path | None:
         rates = {name: (counts / self._steps[name]).numpy() for name, counts in self._counts.items()}
         return save_figure(firing_rate_figure(rates), self.media_dir / "firing_rates.png")
 
-    def confusion(self, class_names: Sequence[str] | None = None) -> Path:
+    def confusion(self, class_names: Sequence[str] | None = None) -> Path | None:
         fig = confusion_figure(self._confusion.compute().numpy(), class_names)
         return save_figure(fig, self.media_dir / "confusion_matrix.png")
