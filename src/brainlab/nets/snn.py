@@ -12,6 +12,7 @@ from torch import nn
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
 from brainlab.snn.factory import NeuronFactory
+from brainlab.snn.plug import linear_for
 
 
 def spiking_mlp(
@@ -21,14 +22,16 @@ def spiking_mlp(
     """`n_hidden` x (Linear -> spiking layer from `backend`), then a Linear readout to `num_classes`.
 
     A recurrent neuron (`model.net.neuron.recurrent=true`) is told its width (`features`) for its recurrent
-    weight; other neurons get only the `model.net.neuron.*` knobs.
+    weight; other neurons get only the `model.net.neuron.*` knobs. The Linear layers are the backend's synapse
+    layer (`brainlab.snn.plug.linear_for`: `nn.Linear` or a subclass, e.g. fused's `backend.synapse=event`).
     """
+    linear = linear_for(backend)
     layers: list[nn.Module] = []
     width_kw = {"features": hidden} if neuron.get("recurrent") else {}
     for _ in range(n_hidden):
-        layers += [nn.Linear(width, hidden, bias=bias), backend(**neuron, **width_kw)]
+        layers += [linear(width, hidden, bias=bias), backend(**neuron, **width_kw)]
         width = hidden
-    layers.append(nn.Linear(width, num_classes, bias=bias))
+    layers.append(linear(width, num_classes, bias=bias))
     return layers
 
 

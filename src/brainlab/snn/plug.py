@@ -7,7 +7,9 @@ yaml's module, so the factory's refusals, the NIR export and the benches find ev
 
 from __future__ import annotations
 
+import functools
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +42,8 @@ class Backend:
     `layers`: the classes its factory returns (registered as spiking); `to_sinabs(layer)`: its NIR mapping, the
     layer as a plain sinabs IAF/LIF/ExpLeak (None: no NIR); `requires()`: raises a ConfigError carrying the real
     import error when an optional dependency is missing; `linear(in, out, bias=True)`: its synapse layer (an
-    `nn.Linear` subclass); `bench_neuron`: fixed knobs the speed bench times instead of the bench's neuron.
+    `nn.Linear` subclass); `linear_options`: the factory's keywords (its yaml keys, e.g. `synapse`) that `linear`
+    also takes; `bench_neuron`: fixed knobs the speed bench times instead of the bench's neuron.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Backend:
     requires: Callable[[], Any] | None = None
     devices: tuple[str, ...] = ("cpu", "cuda")
     linear: Callable[..., nn.Linear] = nn.Linear
+    linear_options: tuple[str, ...] = ()
     bench_neuron: Mapping[str, Any] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -137,6 +141,27 @@ def backend_of(layer: nn.Module) -> Backend | None:
             if cls in plug.layers:
                 return plug
     return None
+
+
+def plug_of(factory: Callable[..., Any]) -> Backend | None:
+    """The Backend whose module defines `factory` (a `_partial_` factory from `conf/backend/`), or None."""
+    func = getattr(factory, "func", factory)
+    plug = getattr(sys.modules.get(getattr(func, "__module__", "") or ""), "BACKEND", None)
+    return plug if isinstance(plug, Backend) else None
+
+
+def linear_for(factory: Callable[..., Any]) -> Callable[..., nn.Linear]:
+    """The synapse layer `linear(in, out, bias=True)` nets build beside `factory`'s neurons.
+
+    The factory's plug's `linear`, given the factory's `linear_options` keywords (e.g. `backend.synapse`);
+    `nn.Linear` for a factory without a plug (a test's function, a wrapped callable).
+    """
+    plug = plug_of(factory)
+    if plug is None:
+        return nn.Linear
+    keywords = getattr(factory, "keywords", None) or {}
+    options = {key: keywords[key] for key in plug.linear_options if key in keywords}
+    return functools.partial(plug.linear, **options) if options else plug.linear
 
 
 def no_nir(layer: nn.Module) -> ConfigError:

@@ -22,7 +22,9 @@ import sinabs.activation as sa
 import torch
 from torch import nn
 
+from brainlab.core.checks import check_choice
 from brainlab.snn import sinabs_backend
+from brainlab.snn.event_linear import MODES, event_linear
 from brainlab.snn.fused import cpu as K
 from brainlab.snn.fused import ext as fused_ext
 from brainlab.snn.fused.select import check_kernel, triton_kernels, use_triton
@@ -277,9 +279,11 @@ class FusedNeuron(nn.Module):
         return spikes.reshape(x.shape).to(x.dtype)
 
 
-def neuron(kind: str = "iaf", kernel: str = "auto", **params: Any) -> nn.Module:
+def neuron(kind: str = "iaf", kernel: str = "auto", synapse: str = "dense", **params: Any) -> nn.Module:
     """`backend=fused` factory: the same knobs (and neuron kinds) as `backend=sinabs`; `kernel` is the backend's
-    own `backend.kernel` (auto: Triton for CUDA tensors, numba on CPU; numba; triton)."""
+    own `backend.kernel` (auto: Triton for CUDA tensors, numba on CPU; numba; triton); `synapse`
+    (`backend.synapse`: dense | event | auto) is the nets' synapse layer (`linear`, `brainlab.snn.event_linear`)."""
+    check_choice("backend.synapse", synapse, MODES)
     return FusedNeuron(parse_neuron("fused", {"kind": kind, **params}), kernel=kernel)
 
 
@@ -299,4 +303,5 @@ def to_sinabs(layer: FusedNeuron) -> nn.Module:
     return out
 
 
-BACKEND = Backend("fused", layers=(FusedNeuron,), to_sinabs=to_sinabs)
+BACKEND = Backend("fused", layers=(FusedNeuron,), to_sinabs=to_sinabs, linear=event_linear,
+                  linear_options=("synapse",))

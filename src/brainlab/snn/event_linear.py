@@ -1,0 +1,162 @@
+"""Event-driven synapse for spiking inputs: `EventLinear`, an `nn.Linear` whose CPU math skips the zero inputs.
+
+When a layer's input is spikes (binary or small counts, mostly zero), its input current is a gather-sum of the
+active inputs' weight columns, `y[r] = b + sum_{i: x[r,i] != 0} x[r,i] * W[:, i]`, and the weight gradient a
+scatter over the same active inputs, `dW[:, i] += x[r,i] * g[r]`; only the input gradient `g @ W` stays dense
+(and is skipped when the input needs none, as for the first layer). Both sparse passes are compiled numba loops
+over rows (`rows_in_parallel`: one slice per torch thread; the weight gradient is summed from one partial per
+slice in slice order, so the same thread count gives the same numbers). The sums run in input order, not in
+BLAS's blocked order, so a current may differ from `nn.Linear`'s in its last bits: a spike flips only where the
+membrane lies within rounding of the threshold.
+
+`mode`: `dense` (plain `F.linear`), `event`, or `auto`: the first forward pass measures the input's density (the
+fraction of non-zero entries; never a timing, so the same seed keeps the same numbers) and keeps `event` when it
+is at most `AUTO_MAX_DENSITY`, `dense` otherwise; the choice is logged once. CUDA tensors and dtypes other than
+float32 take the dense path. Being an `nn.Linear` subclass, the metric hooks (SynOps, MACs) count it as a Linear.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numba as nb
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from brainlab.core.checks import check_choice
+from brainlab.snn.parallel import rows_in_parallel
+
+log = logging.getLogger(__name__)
+
+MODES = ("dense", "event", "auto")
+#: `auto` keeps the event path up to this input density (fraction of non-zero inputs). The cost model: the dense
+#: forward + weight gradient cost 2 * rows * in * out multiply-adds, the event path one scan of the input per pass
+#: plus 2 * nnz * out; measured on CPU (128 -> 128, 32000 rows, 2 threads) forward + weight gradient are cheaper
+#: than BLAS at 4 % and dearer at 20 %.
+AUTO_MAX_DENSITY = 0.1
+
+
+@nb.njit(cache=True, nogil=True)
+def gather_forward(x: Any, wt: Any, b: Any, has_bias: bool, out: Any) -> None:  # pragma: no cover - compiled
+    """`out[r] = b + sum over non-zero x[r, i] of x[r, i] * wt[i]` (`wt`: the weight transposed, (in, out))."""
+    rows, ins = x.shape
+    outs = wt.shape[1]
+    acc = np.empty(outs, dtype=out.dtype)
+    for r in range(rows):
+        for o in range(outs):
+            acc[o] = b[o] if has_bias else 0.0
+        for i in range(ins):
+            v = x[r, i]
+            if v != 0:
+                for o in range(outs):
+                    acc[o] += v * wt[i, o]
+        for o in range(outs):
+            out[r, o] = acc[o]
+
+
+@nb.njit(cache=True, nogil=True)
+def scatter_weight_grad(x: Any, g: Any, gwt: Any) -> None:  # pragma: no cover - compiled
+    """`gwt[i] += x[r, i] * g[r]` over the non-zero inputs (`gwt`: the weight gradient transposed, (in, out))."""
+    rows, ins = x.shape
+    outs = g.shape[1]
+    for r in range(rows):
+        for i in range(ins):
+            v = x[r, i]
+            if v != 0:
+                for o in range(outs):
+                    gwt[i, o] += v * g[r, o]
+
+
+def _np(t: torch.Tensor) -> Any:
+    return t.detach().numpy()
+
+
+class EventLinearFn(torch.autograd.Function):
+    """`(x (rows, in), weight (out, in), bias (out) | None) -> (rows, out)`, float32 CPU tensors."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        x = x.contiguous()
+        wt = weight.detach().t().contiguous()
+        out = torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype)
+        b = bias.detach() if bias is not None else torch.zeros(0, dtype=x.dtype)
+        x_, wt_, b_, out_ = map(_np, (x, wt, b, out))
+        has_bias = bias is not None
+        rows_in_parallel(len(x_), lambda lo, hi: gather_forward(x_[lo:hi], wt_, b_, has_bias, out_[lo:hi]))
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = has_bias
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, g_out: torch.Tensor) -> Any:
+        x, weight = ctx.saved_tensors
+        g = g_out.to(x.dtype).contiguous()
+        g_x = g.mm(weight) if ctx.needs_input_grad[0] else None  # the one dense product
+        g_w = None
+        if ctx.needs_input_grad[1]:
+            x_, g_ = _np(x), _np(g)
+            parts: dict[int, np.ndarray] = {}
+
+            def part(lo: int, hi: int) -> None:
+                acc = np.zeros((x_.shape[1], g_.shape[1]), dtype=x_.dtype)
+                scatter_weight_grad(x_[lo:hi], g_[lo:hi], acc)
+                parts[lo] = acc
+
+            rows_in_parallel(len(x_), part)
+            total = parts.pop(min(parts))
+            for lo in sorted(parts):  # slice order: deterministic for a given thread count
+                total += parts[lo]
+            g_w = torch.from_numpy(total).t().contiguous()
+        g_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return g_x, g_w, g_b
+
+
+def density(x: torch.Tensor) -> float:
+    """The fraction of non-zero entries of `x` (what `auto` decides by)."""
+    return float(torch.count_nonzero(x)) / max(1, x.numel())
+
+
+class EventLinear(nn.Linear):
+    """`nn.Linear` with the event-driven CPU path (`mode`: dense | event | auto; see the module docstring).
+
+    Same parameters and state dict as `nn.Linear`, so checkpoints load into either.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, mode: str = "event",
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.mode = check_choice("backend.synapse", mode, MODES)
+        self.chosen: str | None = None if mode == "auto" else mode
+
+    def extra_repr(self) -> str:
+        chosen = f" -> {self.chosen}" if self.mode == "auto" and self.chosen else ""
+        return f"{super().extra_repr()}, synapse={self.mode}{chosen}"
+
+    def choose(self, x: torch.Tensor) -> str:
+        """`dense` or `event` for this input (auto: fixed by the first input's density, logged once)."""
+        if self.chosen is None:
+            d = density(x)
+            self.chosen = "event" if d <= AUTO_MAX_DENSITY else "dense"
+            log.info("EventLinear(%d -> %d): synapse=auto chose %s (input density %.4f, event up to %.2f)",
+                     self.in_features, self.out_features, self.chosen, d, AUTO_MAX_DENSITY)
+        return self.chosen
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.mode == "dense" or x.device.type != "cpu" or x.dtype != torch.float32
+                or self.weight.dtype != torch.float32 or torch.is_autocast_enabled("cpu")
+                or self.choose(x) == "dense"):
+            return F.linear(x, self.weight, self.bias)
+        lead = x.shape[:-1]
+        out = EventLinearFn.apply(x.reshape(-1, self.in_features), self.weight, self.bias)
+        return out.reshape(*lead, self.out_features)
+
+
+def event_linear(in_features: int, out_features: int, bias: bool = True, synapse: str = "dense") -> nn.Linear:
+    """A backend's synapse layer by `backend.synapse`: plain `nn.Linear` for dense, else `EventLinear(mode)`."""
+    check_choice("backend.synapse", synapse, MODES)
+    if synapse == "dense":
+        return nn.Linear(in_features, out_features, bias=bias)
+    return EventLinear(in_features, out_features, bias=bias, mode=synapse)
