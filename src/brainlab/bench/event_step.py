@@ -1,5 +1,5 @@
 """One training step of the blog model against the dense floor: `floor` (ReLU in place of the neurons), fused with
-`backend.synapse=dense` and fused with `synapse=event` (issue 27). A measurement, not a test.
+`backend.synapse=dense` and fused with `synapse=event` and `synapse=auto` (issue 27). A measurement, not a test.
 
     python -m brainlab.bench.event_step                    # T=250, batch 128, 7 rounds, 2 threads
     python -m brainlab.bench.event_step --rounds 3 --steps 50
@@ -30,12 +30,13 @@ WIDTH, HIDDEN, N_HIDDEN, CLASSES = 100, 128, 3, 35
 
 
 def nets() -> dict[str, nn.Module]:
-    """floor / fused-dense / fused-event with the same initial weights."""
+    """floor / fused-dense / fused-event / fused-auto with the same initial weights."""
     built: dict[str, nn.Module] = {}
     for name, make in {
         "floor": lambda **_: nn.ReLU(),
         "fused-dense": functools.partial(fused.neuron, synapse="dense"),
         "fused-event": functools.partial(fused.neuron, synapse="event"),
+        "fused-auto": functools.partial(fused.neuron, synapse="auto"),
     }.items():
         torch.manual_seed(0)
         built[name] = nn.Sequential(*spiking_mlp(WIDTH, HIDDEN, N_HIDDEN, CLASSES, make, {"kind": "iaf"}))
