@@ -11,6 +11,7 @@ import gymnasium as gym
 import minari
 import numpy as np
 import pytest
+from helpers.config import QUIET
 from helpers.minari import recorded, write_cartpole, write_missing_env_dataset
 
 from brainlab.callbacks.rollout_eval import RolloutEvaluation
@@ -20,7 +21,6 @@ from brainlab.phases.active_inference import ActiveInferencePhase
 from brainlab.train import run
 
 DATASET = "test/cartpole/rollouts-v0"
-QUIET = ("callbacks.progress_bar=null", "trainer.enable_model_summary=false")
 
 
 @pytest.fixture(scope="module")

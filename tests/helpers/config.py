@@ -10,6 +10,9 @@ from omegaconf import DictConfig
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 
+#: no progress bar, no model summary: what every full-size test run leaves out
+QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
+
 # Small enough for a few-second run on 2 CPU cores.
 TINY = [
     "data.num_classes=4",
@@ -22,8 +25,7 @@ TINY = [
     "data.batch_size=16",
     "model.net.hidden_dim=16",
     "trainer.max_epochs=1",
-    "callbacks.progress_bar=null",
-    "trainer.enable_model_summary=false",
+    *QUIET,
     # off unless a test is about them (`tiny(keep=...)`): pictures cost ~0.8 s a run
     *(OFF := ["callbacks.snn_media=null", "callbacks.neuromorphic=null"]),
 ]
@@ -38,3 +40,7 @@ def compose_cfg(output_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -
     """Compose `conf/train.yaml` as `python train.py <overrides>` would, writing into `output_dir`."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(config_name="train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+
+
+#: TINY cut to a couple of batches per loop, for runs that test the machinery around training (subprocess runs)
+FAST = [*TINY, "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "data.test_samples_per_class=2"]

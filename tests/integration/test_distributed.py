@@ -20,13 +20,12 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
-from helpers.config import compose_cfg
+from helpers.config import ROOT, compose_cfg
 
 from brainlab.core.errors import ConfigError
 from brainlab.eval import evaluate
 from brainlab.train import run
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN = [
     "experiment=brain_ai", "preset=tiny", "trainer=torchrun", "trainer.accelerator=cpu",
     "trainer.strategy._target_=helpers.gloo_fsdp.GlooFSDPStrategy", "trainer.precision=32-true", "trainer.max_epochs=2",

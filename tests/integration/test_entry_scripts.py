@@ -8,9 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers.config import ROOT, TINY
-
-FAST = [*TINY, "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "data.test_samples_per_class=2"]
+from helpers.config import FAST, ROOT
 
 
 def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:

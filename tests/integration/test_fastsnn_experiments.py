@@ -6,14 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.config import compose_cfg
+from helpers.config import QUIET, compose_cfg
 from helpers.events import make_nmnist
 from helpers.fmnist import make_fmnist
 
 from brainlab.nets.readout_snn import LeakyReadout
 from brainlab.train import run
-
-QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false"]
 
 
 @pytest.mark.parametrize(("name", "target", "lr", "epochs", "dt"), [

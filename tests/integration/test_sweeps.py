@@ -12,9 +12,8 @@ from pathlib import Path
 
 import torch
 import yaml
-from helpers.config import ROOT, TINY
+from helpers.config import FAST, ROOT, TINY
 
-FAST = [*TINY, "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "data.test_samples_per_class=2"]
 ENV = {**os.environ, "WANDB_SILENT": "true", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0"}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.babi import write_release
+from helpers.config import QUIET
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -23,7 +24,7 @@ from brainlab.phases.reasoning import (
 )
 from brainlab.train import run
 
-FAST = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "data.variant=en"]
+FAST = [*QUIET, "data.variant=en"]
 
 
 def test_position_encoding_matches_the_paper_formula() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.config import QUIET
 from helpers.mosei import write_csd_release, write_mult_pickle
 
 from brainlab.core.errors import ConfigError
@@ -17,7 +18,7 @@ from brainlab.nets.workspace import WorkspaceNet, winners
 from brainlab.phases.workspace import WorkspacePhase
 from brainlab.train import run
 
-FAST = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "model.net.hidden_dim=32",
+FAST = [*QUIET, "model.net.hidden_dim=32",
         "model.net.workspace_dim=32", "data.batch_size=16"]
 DIMS = {"text": 12, "audio": 6, "vision": 5}
 
