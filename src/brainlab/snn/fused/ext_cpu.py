@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from brainlab.snn.fused.cpu import RESET_SUBTRACT, _after_spike, _spike
+from brainlab.snn.fused.cpu import RESET_SUBTRACT, _after_spike, _spike, fast_denormals_on, restore_fp
 
 _ZERO = np.float32(0.0)
 
@@ -87,8 +87,10 @@ def neuron_backward(  # noqa: ANN201
     g_x, g_v0, g_i0, g_b0, g_am, g_asyn, g_aa,
 ):  # noqa: ANN001
     """Reverse-time pass of `neuron_forward`; `sg` is the surrogate d spike / d v at every step (from torch),
-    `cur_in` the layer's total input per step (input plus recurrent current)."""
+    `cur_in` the layer's total input per step (input plus recurrent current). Runs with flush-to-zero
+    (`cpu.fast_denormals_on`: denormal gradients are ~100x slower and flushed anyway)."""
     batch, steps, feats = vpre.shape
+    fp = fast_denormals_on()
     for b in range(batch):
         gv = g_v_last[b].copy()
         gi = g_i_last[b].copy()
@@ -151,3 +153,4 @@ def neuron_backward(  # noqa: ANN201
         g_am[b] = ga_m
         g_asyn[b] = ga_s
         g_aa[b] = ga_a
+    restore_fp(fp)

@@ -28,6 +28,7 @@ except ImportError as err:  # pragma: no cover - depends on the install
     ) from err
 
 BLOCK = 128
+TINY = tl.constexpr(1.1754943508222875e-38)  # float32's smallest normal: gradients below it are flushed (cpu.TINY)
 # Read by Triton when `@triton.jit` runs (import time); read here at the same moment so the two always agree.
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 # The device helpers the kernels call: compiled, ordinary `@triton.jit` functions (inlined into each kernel). The
@@ -123,6 +124,7 @@ def _membrane_bwd(g_spikes, g_vout, vpre, sg, v0, alpha, g_u, g_v0, g_alpha, n_r
             gx = g + (gs - thr * g) * surrogate
         else:
             gx = tl.where(s == 0.0, g, 0.0) + gs * surrogate
+        gx = tl.where(tl.abs(gx) >= TINY, gx, 0.0)  # as the numba kernel: no denormal gradients (cpu.TINY)
         tl.store(g_u + idx, gx, mask=mask)
         if NEED_ALPHA:
             if t > 0:
