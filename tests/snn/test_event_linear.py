@@ -161,6 +161,17 @@ def test_synapse_is_the_fused_plug_config() -> None:
         fused.neuron(synapse="sparse")
 
 
+def test_backend_synapse_override_reaches_the_net() -> None:
+    from hydra.utils import instantiate
+
+    from brainlab.core.paths import compose_config
+
+    cfg = compose_config("train", ["backend=fused", "backend.synapse=event"])
+    net = instantiate(cfg.model.net)
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    assert linears and all(isinstance(m, EventLinear) and m.mode == "event" for m in linears)
+
+
 def test_metric_hooks_count_event_linear_as_linear() -> None:
     ref, ours = _nets(dict(kind="iaf"), synapse="dense")
     _, event = _nets(dict(kind="iaf"), synapse="event")
