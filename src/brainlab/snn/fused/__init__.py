@@ -88,23 +88,28 @@ def _f32(x: float) -> np.float32:
 
 
 class MembraneFn(torch.autograd.Function):
-    """`(u, v0, alpha) -> (spikes, v_last)`: the membrane loop with reset, threshold and lower bound."""
+    """`(u, v0, alpha) -> (spikes, v_last)`: the membrane loop with reset, threshold and lower bound.
+
+    `in_scale` (CPU kernels only, a constant: no gradient): the input current is `in_scale * u`, LIF's
+    norm_input folded into the kernels (one pass over the input less each way; the same float32 product)."""
 
     @staticmethod
-    def forward(ctx: Any, u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig) -> Any:
+    def forward(ctx: Any, u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig,
+                in_scale: float = 1.0) -> Any:
         u, v0, alpha = u.contiguous(), v0.contiguous(), alpha.contiguous()
         spikes, vpre, v_last = torch.empty_like(u), torch.empty_like(u), torch.empty_like(v0)
         if use_triton(u, cfg.kernel):
+            assert in_scale == 1.0, "the Triton kernels take the scaled input"
             triton_kernels().membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
         else:
             a, (u_, v0_, s_, p_, last_) = _np(alpha), map(_np, (u, v0, spikes, vpre, v_last))
             thr, min_v = _f32(cfg.thr), _f32(cfg.min_v)
             rows_in_parallel(len(u_), lambda lo, hi: K.membrane_forward(
-                u_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode, cfg.reset_mode, cfg.has_min, min_v,
+                u_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode, cfg.reset_mode, cfg.has_min, min_v, _f32(in_scale),
                 s_[lo:hi], p_[lo:hi], last_[lo:hi],
             ))
         ctx.save_for_backward(vpre, v0, alpha)
-        ctx.cfg = cfg
+        ctx.cfg, ctx.in_scale = cfg, in_scale
         return spikes, v_last
 
     @staticmethod
@@ -113,6 +118,7 @@ class MembraneFn(torch.autograd.Function):
         cfg: KernelConfig = ctx.cfg
         g_spikes, g_last = g_spikes.to(vpre.dtype).contiguous(), g_last.to(vpre.dtype).contiguous()
         need_alpha = bool(ctx.needs_input_grad[2])
+        assert ctx.in_scale == 1.0 or not need_alpha, "the decay's gradient needs the unscaled input gradient"
         triton = use_triton(vpre, cfg.kernel)
         inline = not triton and isinstance(cfg.surrogate, sa.SingleExponential)
         # the surrogate at every step, overwritten by the kernel with the input gradient (CPU: computed inline)
@@ -128,10 +134,10 @@ class MembraneFn(torch.autograd.Function):
             gs_, gl_, p_, v0_, gu_, gv0_, ga_ = map(_np, (g_spikes, g_last, vpre, v0, g_u, g_v0, g_alpha))
             rows_in_parallel(len(p_), lambda lo, hi: K.membrane_backward(
                 gs_[lo:hi], gl_[lo:hi], p_[lo:hi], gu_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode,
-                cfg.reset_mode, cfg.has_min, min_v, inline, exp_scale, exp_rate, need_alpha,
+                cfg.reset_mode, cfg.has_min, min_v, inline, exp_scale, exp_rate, need_alpha, _f32(ctx.in_scale),
                 gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
             ))
-        return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None
+        return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None, None
 
 
 class SynapseFn(torch.autograd.Function):
@@ -166,9 +172,9 @@ class SynapseFn(torch.autograd.Function):
 
 
 @torch.compiler.disable
-def _membrane(u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig) -> Any:
+def _membrane(u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig, in_scale: float = 1.0) -> Any:
     """The kernels stay outside torch.compile graphs (a graph break), so compiled nets still run them."""
-    return MembraneFn.apply(u, v0, alpha, cfg)
+    return MembraneFn.apply(u, v0, alpha, cfg, in_scale)
 
 
 @torch.compiler.disable
@@ -273,9 +279,14 @@ class FusedNeuron(nn.Module):
                 u = _synapse(u, self.i_syn, self._decay(self.tau_syn, feats, x.device), self.kernel)
                 self.i_syn = u[:, -1]
             alpha = self._decay(self.tau_mem, feats, x.device)
+            in_scale = 1.0
             if self.tau_mem is not None:  # LIF: sinabs's norm_input
-                u = (1 - torch.exp(-1.0 / self.tau_mem)) * u
-            spikes, self.v_mem = _membrane(u, self.v_mem, alpha, self.cfg)
+                norm = 1 - torch.exp(-1.0 / self.tau_mem)
+                if norm.requires_grad or use_triton(u, self.kernel):
+                    u = norm * u
+                else:  # a constant: the CPU kernels multiply it in (same float32 product, no extra pass)
+                    in_scale = float(norm)
+            spikes, self.v_mem = _membrane(u, self.v_mem, alpha, self.cfg, in_scale)
         return spikes.reshape(x.shape).to(x.dtype)
 
 

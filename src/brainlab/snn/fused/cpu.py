@@ -152,8 +152,9 @@ def exp_neg(y):  # noqa: ANN001, ANN201
 
 
 @nb.njit(cache=True, nogil=True)
-def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, spikes, vpre, v_out):  # noqa: ANN001
-    """Run the state loop; writes spikes, pre-reset potentials and the final state."""
+def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, in_scale, spikes, vpre, v_out):  # noqa: ANN001,E501
+    """Run the state loop; writes spikes, pre-reset potentials and the final state. The input current is
+    `in_scale * u` (LIF's norm_input `1 - alpha` folded in, the same float32 product torch takes; 1 for IAF)."""
     batch, steps, feats = u.shape
     plain = spike_mode == SPIKE_MULTI and reset_mode == RESET_SUBTRACT and not has_min
     for b in range(batch):
@@ -161,14 +162,14 @@ def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, 
         for t in range(steps):
             if plain:  # the default neuron, written branch-free so it vectorises
                 for n in range(feats):
-                    x = alpha[n] * v[n] + u[b, t, n]
+                    x = alpha[n] * v[n] + in_scale * u[b, t, n]
                     vpre[b, t, n] = x
                     s = np.trunc(x / thr) if x > _ZERO else _ZERO
                     spikes[b, t, n] = s
                     v[n] = x - s * thr
                 continue
             for n in range(feats):
-                x = alpha[n] * v[n] + u[b, t, n]
+                x = alpha[n] * v[n] + in_scale * u[b, t, n]
                 vpre[b, t, n] = x
                 s = _spike(x, thr, spike_mode)
                 spikes[b, t, n] = s
@@ -179,7 +180,7 @@ def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, 
 @nb.njit(cache=True, nogil=True)
 def membrane_backward(  # noqa: ANN201
     g_spikes, g_vout, vpre, surrogate, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v,
-    exp_inline, exp_scale, exp_rate, need_alpha, g_u, g_v0, g_alpha,
+    exp_inline, exp_scale, exp_rate, need_alpha, in_scale, g_u, g_v0, g_alpha,
 ):  # noqa: ANN001
     """One reverse-time pass: gradients of input current, initial state and (per batch row) decay.
 
@@ -187,6 +188,8 @@ def membrane_backward(  # noqa: ANN201
     be the same array as `g_u` (each element is read before it is overwritten). With `exp_inline` it is
     not read: sinabs's SingleExponential `exp_scale * exp(exp_rate * |v - thr|)` is computed in place.
     Runs with flush-to-zero (`fast_denormals_on`) and writes no denormal gradients (`_flush`).
+    `g_u` is the gradient of the unscaled input (`in_scale * d v`, see `membrane_forward`); `in_scale` must be 1
+    with `need_alpha` (the decay's gradient reads `g_u`).
     """
     batch, steps, feats = vpre.shape
     plain = reset_mode == RESET_SUBTRACT and not has_min  # no spike recomputation needed
@@ -206,14 +209,14 @@ def membrane_backward(  # noqa: ANN201
                     sg = exp_scale * (poly[n] * scale[n])
                     gx = g + (g_spikes[b, t, n] - thr * g) * sg
                     gx = _flush(gx)
-                    g_u[b, t, n] = gx
+                    g_u[b, t, n] = _flush(in_scale * gx)
                     g_post[n] = alpha[n] * gx
             elif plain:
                 for n in range(feats):
                     g = g_post[n]
                     gx = g + (g_spikes[b, t, n] - thr * g) * surrogate[b, t, n]
                     gx = _flush(gx)
-                    g_u[b, t, n] = gx
+                    g_u[b, t, n] = _flush(in_scale * gx)
                     g_post[n] = alpha[n] * gx
             else:
                 for n in range(feats):
@@ -233,7 +236,7 @@ def membrane_backward(  # noqa: ANN201
                     else:
                         gx = (g if s == _ZERO else _ZERO) + g_spikes[b, t, n] * sg
                     gx = _flush(gx)
-                    g_u[b, t, n] = gx
+                    g_u[b, t, n] = _flush(in_scale * gx)
                     g_post[n] = alpha[n] * gx
             if need_alpha:
                 for n in range(feats):
