@@ -10,29 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers.htm import SMALL, stream
 from helpers.nab_corpus import write_corpus
 
 from brainlab.metrics import nab
 from brainlab.nets.htm import HTM, AnomalyLikelihood, Encoder, spatial_anomaly
 from brainlab.train import run
-
-SMALL = {
-    "columns": 256,
-    "cells_per_column": 8,
-    "sp": {"active_columns": 10, "seed": 3},
-    "tm": {
-        "activation_threshold": 5,
-        "min_threshold": 4,
-        "new_synapse_count": 8,
-        "max_synapses_per_segment": 16,
-        "seed": 4,
-    },
-    "encoder": {"size": 200, "active_bits": 11, "time_of_day_bits": 0},
-}
-
-
-def stream(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(values, dtype=np.float64), 1_420_070_400 + 300 * np.arange(len(values))
 
 
 def test_learns_a_repeating_sequence_and_flags_a_break() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from helpers.htm import stream, with_tm
 from helpers.nab_corpus import write_corpus
 from hydra.utils import get_class
 
@@ -21,24 +22,7 @@ from brainlab.nets.htm import ALGORITHMS, HTM, TM_ALGORITHMS, BacktrackingTempor
 from brainlab.nets.htm.backtracking import _Stream
 from brainlab.train import run
 
-SMALL = {
-    "columns": 256,
-    "cells_per_column": 8,
-    "sp": {"active_columns": 10, "seed": 3},
-    "tm": {
-        "algorithm": "backtracking",
-        "activation_threshold": 5,
-        "min_threshold": 4,
-        "new_synapse_count": 8,
-        "max_synapses_per_segment": 16,
-        "seed": 4,
-    },
-    "encoder": {"size": 200, "active_bits": 11, "time_of_day_bits": 0},
-}
-
-
-def stream(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.asarray(values, dtype=np.float64), 1_420_070_400 + 300 * np.arange(len(values))
+SMALL = with_tm(algorithm="backtracking")
 
 
 def small_tm(**overrides: object) -> BacktrackingTemporalMemory:
