@@ -37,16 +37,21 @@ SAMPLE = (
 Story = Callable[[random.Random, int], list[tuple[str, str | None, list[int]]]]
 
 
+def _two_moves(rng: random.Random, lines: list, last: dict[str, tuple[str, int]]) -> str:
+    """Two random moves appended to `lines` (`last`: each actor's place and line number); returns an actor who moved."""
+    for _ in range(2):
+        actor, place = rng.choice(ACTORS), rng.choice(PLACES)
+        lines.append((f"{actor} {rng.choice(MOVES)} the {place}.", None, []))
+        last[actor] = (place, len(lines))
+    return rng.choice(sorted(last))
+
+
 def _where_is(rng: random.Random, n_questions: int) -> list[tuple[str, str | None, list[int]]]:
     """Task 1 style: actors move; `Where is X?` -> the last place X moved to (one supporting fact)."""
     lines: list[tuple[str, str | None, list[int]]] = []
     last: dict[str, tuple[str, int]] = {}
     for _ in range(n_questions):
-        for _ in range(2):
-            actor, place = rng.choice(ACTORS), rng.choice(PLACES)
-            lines.append((f"{actor} {rng.choice(MOVES)} the {place}.", None, []))
-            last[actor] = (place, len(lines))
-        actor = rng.choice(sorted(last))
+        actor = _two_moves(rng, lines, last)
         lines.append((f"Where is {actor}? ", last[actor][0], [last[actor][1]]))
     return lines
 
@@ -56,11 +61,7 @@ def _yes_no(rng: random.Random, n_questions: int) -> list[tuple[str, str | None,
     lines: list[tuple[str, str | None, list[int]]] = []
     last: dict[str, tuple[str, int]] = {}
     for _ in range(n_questions):
-        for _ in range(2):
-            actor, place = rng.choice(ACTORS), rng.choice(PLACES)
-            lines.append((f"{actor} {rng.choice(MOVES)} the {place}.", None, []))
-            last[actor] = (place, len(lines))
-        actor = rng.choice(sorted(last))
+        actor = _two_moves(rng, lines, last)
         place = last[actor][0] if rng.random() < 0.5 else rng.choice(PLACES)
         answer = "yes" if place == last[actor][0] else "no"
         lines.append((f"Is {actor} in the {place}? ", answer, [last[actor][1]]))

@@ -30,3 +30,13 @@ def with_tm(**tm: Any) -> dict[str, Any]:
 def stream(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`values` as float64 with 5-minute timestamps from 2015-01-01 (NAB's spacing)."""
     return np.asarray(values, dtype=np.float64), 1_420_070_400 + 300 * np.arange(len(values))
+
+
+#: SMALL as `model.net.*` overrides of an experiment (`experiment=nab_htm`)
+SMALL_OVERRIDES = [
+    f"model.net.columns={SMALL['columns']}",
+    f"model.net.cells_per_column={SMALL['cells_per_column']}",
+    f"model.net.sp.active_columns={SMALL['sp']['active_columns']}",
+    *(f"model.net.tm.{key}={SMALL['tm'][key]}"
+      for key in ("activation_threshold", "min_threshold", "new_synapse_count")),
+]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers.htm import SMALL, stream
+from helpers.htm import SMALL, SMALL_OVERRIDES, stream
 from helpers.nab_corpus import write_corpus
 
 from brainlab.metrics import nab
@@ -98,15 +98,10 @@ def test_nab_htm_experiment_end_to_end(tmp_path: Path, corpus: Path, make_cfg: C
     out = tmp_path / "run"
     cfg = make_cfg(
         "experiment=nab_htm",
-        "model=htm",  # the BAMI temporal memory (the experiment's default TM is tested in test_backtracking_tm.py)
+        "model=htm",  # the BAMI temporal memory (the experiment's default TM: tests/nets/htm/test_backtracking.py)
         f"data.root={corpus}",
         "data.rows_per_step=150",
-        "model.net.columns=256",
-        "model.net.cells_per_column=8",
-        "model.net.sp.active_columns=10",
-        "model.net.tm.activation_threshold=5",
-        "model.net.tm.min_threshold=4",
-        "model.net.tm.new_synapse_count=8",
+        *SMALL_OVERRIDES,
         "callbacks.progress_bar=null",
         "trainer.enable_model_summary=false",
         tiny=False,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers.htm import stream, with_tm
+from helpers.htm import SMALL_OVERRIDES, stream, with_tm
 from helpers.nab_corpus import write_corpus
 from hydra.utils import get_class
 
@@ -162,12 +162,7 @@ def test_nab_htm_with_the_backtracking_tm_end_to_end(tmp_path: Path, make_cfg: C
         "experiment=nab_htm",  # its default model: htm_backtracking
         f"data.root={corpus}",
         "data.rows_per_step=100",
-        "model.net.columns=256",
-        "model.net.cells_per_column=8",
-        "model.net.sp.active_columns=10",
-        "model.net.tm.activation_threshold=5",
-        "model.net.tm.min_threshold=4",
-        "model.net.tm.new_synapse_count=8",
+        *SMALL_OVERRIDES,
         "model.net.tm.max_synapses_per_segment=16",
         "callbacks.progress_bar=null",
         "trainer.enable_model_summary=false",
