@@ -51,7 +51,9 @@ def one_thread() -> Iterator[None]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """`gpu`-marked tests skip cleanly without CUDA."""
+    """`heavy`-marked tests run first (under xdist the long ones then overlap instead of ending the run on one
+    worker); `gpu`-marked tests skip cleanly without CUDA."""
+    items.sort(key=lambda item: "heavy" not in item.keywords)  # stable: the rest keep their order
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device")

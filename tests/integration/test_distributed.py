@@ -73,6 +73,7 @@ def epoch_losses(out: Path) -> list[float]:
     return [float(r["train/loss_epoch"]) for r in rows if r.get("train/loss_epoch")]
 
 
+@pytest.mark.heavy
 def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
     first = torchrun(tmp_path / "run", 2)  # 2 nodes x 1 process: num_nodes / devices from torchrun's variables
     out = tmp_path / "run"
@@ -117,6 +118,7 @@ def test_fsdp_recipe_on_two_cpu_processes(tmp_path: Path) -> None:
         assert resumed[rank]["steps"]["2"] == first[rank]["steps"]["2"]
 
 
+@pytest.mark.heavy
 def test_ddp_keeps_replicas_and_htm_permanences_identical(tmp_path: Path) -> None:
     """DDP leaves the int16 permanences out of its buffer broadcasts (no int16 in gloo/NCCL); the HTM rule's
     all-reduce keeps them identical, as DDP keeps the weights."""

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers.config import FAST, ROOT
 
 
@@ -19,6 +20,7 @@ def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.heavy
 def test_multirun_makes_one_dir_per_job(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     result = train("-m", *FAST, "model.net.hidden_dim=16,32", "seed=1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path)

@@ -61,6 +61,7 @@ def test_eval_of_a_missing_checkpoint_is_one_line(tmp_path) -> None:
         evaluate(tmp_path / "nope.ckpt", current)
 
 
+@pytest.mark.heavy
 def test_ddp_fits_one_epoch_on_two_cpu_processes(make_cfg) -> None:
     cfg = make_cfg("trainer=ddp", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "test=false")
     assert cfg.trainer.devices == 2 and cfg.trainer.strategy == "ddp_spawn"

@@ -12,6 +12,7 @@ from brainlab.core.errors import ConfigError
 from brainlab.train import close_loggers, main, run
 
 
+@pytest.mark.heavy
 def test_default_run_learns(make_cfg) -> None:
     """`python train.py` with no arguments: the event SNN learns the synthetic set to >= 0.8 test accuracy."""
     cfg = make_cfg("callbacks.progress_bar=null", tiny=False)

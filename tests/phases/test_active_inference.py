@@ -122,6 +122,7 @@ def test_sparse_rewards_prefer_the_goal_not_the_usual_zero() -> None:
     assert float(net.pref_reward) == pytest.approx(0.9)
 
 
+@pytest.mark.heavy
 def test_experiment_end_to_end_beats_random_and_scores_like_minari(
     root: Path, make_cfg: Callable[..., Any]
 ) -> None:

@@ -94,6 +94,7 @@ def logged_table(path: Path, column: int = 0) -> dict[int, float]:
 
 
 
+@pytest.mark.heavy
 def test_short_run_learns_a_generated_task_and_tables_hold_logged_numbers(
     make_cfg, tmp_path: Path, one_thread
 ) -> None:

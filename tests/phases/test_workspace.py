@@ -119,6 +119,7 @@ def test_bad_net_config_is_refused() -> None:
         WorkspaceNet(modalities=["vision"]).build({"text": 3})
 
 
+@pytest.mark.heavy
 def test_short_run_learns_the_informative_modality_and_routes_the_workspace_to_it(
     make_cfg, tmp_path: Path, one_thread
 ) -> None:

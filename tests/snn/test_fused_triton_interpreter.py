@@ -25,6 +25,7 @@ HAS_TRITON = importlib.util.find_spec("triton") is not None
 CASES = Path(__file__).with_name("fused_triton_cases.py")
 
 
+@pytest.mark.heavy
 @pytest.mark.triton
 @pytest.mark.skipif(not HAS_TRITON, reason="needs triton (in the dev extra: pip install -e .[dev])")
 def test_triton_kernels_equal_sinabs_and_numba_under_the_interpreter() -> None:

@@ -35,6 +35,8 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 # interpreter runs kernels as Python and re-patches triton.language on every nested jit call (~3 ms each, most of a
 # test's time), so there they are the plain Python functions they are.
 _device = (lambda fn: fn) if INTERPRETED else triton.jit
+# Zeros are written `tl.full(shape, 0.0, tl.float32)`: `tl.zeros` is itself such a nested jit function returning that
+# `full`, so the compiled kernels are the same and the interpreter is spared a re-patch per call.
 
 if INTERPRETED:  # inline PTX cannot run on the CPU; numpy rounds each float32 `*` and `+` once (no contraction)
 
@@ -110,7 +112,7 @@ def _membrane_bwd(g_spikes, g_vout, vpre, sg, v0, alpha, g_u, g_v0, g_alpha, n_r
     offs, mask, b, n = _flat_lanes(n_rows, feats, BLOCK)
     g_post = tl.load(g_vout + offs, mask=mask, other=0.0)
     a = tl.load(alpha + n, mask=mask, other=1.0)
-    g_a = tl.zeros([BLOCK], dtype=tl.float32)
+    g_a = tl.full([BLOCK], 0.0, tl.float32)
     for i in range(steps):
         t = steps - 1 - i
         idx = (b * steps + t) * feats + n
@@ -153,8 +155,8 @@ def _synapse_fwd(x, i0, alpha, out, n_rows, steps, feats, BLOCK: tl.constexpr):
 def _synapse_bwd(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha, n_rows, steps, feats, BLOCK: tl.constexpr):
     offs, mask, b, n = _flat_lanes(n_rows, feats, BLOCK)
     a = tl.load(alpha + n, mask=mask, other=1.0)
-    g_cur = tl.zeros([BLOCK], dtype=tl.float32)
-    g_a = tl.zeros([BLOCK], dtype=tl.float32)
+    g_cur = tl.full([BLOCK], 0.0, tl.float32)
+    g_a = tl.full([BLOCK], 0.0, tl.float32)
     for i in range(steps):
         t = steps - 1 - i
         idx = (b * steps + t) * feats + n
@@ -248,7 +250,7 @@ def _step_matvec(vec, mat, n, mask, feats, BLOCK_N: tl.constexpr, BLOCK_M: tl.co
     """`sum_m vec[m] * mat[m, n]` for this program's neurons `n`: `vec` is the whole row of this step, written by
     every program's neurons, so it is read back after a barrier."""
     tl.debug_barrier()
-    acc = tl.zeros([BLOCK_N], dtype=tl.float32)
+    acc = tl.full([BLOCK_N], 0.0, tl.float32)
     for m0 in range(0, feats, BLOCK_M):
         m = m0 + tl.arange(0, BLOCK_M)
         m_ok = m < feats
@@ -267,7 +269,7 @@ def _neuron_fwd(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, spikes, vpre, bpr
     row, n, mask, st = _row_lanes(feats, BLOCK_N)
     v, i, bb = _load_state(v0, i0, b0, st, mask)
     a_m, o_m, a_s, a_a, o_a = _load_decays(am, om_am, asyn, aa, om_aa, n, mask)
-    rec = tl.zeros([BLOCK_N], dtype=tl.float32)
+    rec = tl.full([BLOCK_N], 0.0, tl.float32)
     for t in range(steps):
         base = (row * steps + t) * feats
         idx = base + n
@@ -283,10 +285,10 @@ def _neuron_fwd(x, v0, i0, b0, am, om_am, asyn, aa, om_aa, wt, spikes, vpre, bpr
             cur = _mul_rn(o_m, cur)
         xv = _add_rn(_mul_rn(a_m, v), cur)
         tl.store(vpre + idx, xv, mask=mask)
-        th = tl.zeros([BLOCK_N], dtype=tl.float32) + thr
+        th = tl.full([BLOCK_N], 0.0, tl.float32) + thr
         if ADAPTIVE:
             tl.store(bpre + idx, bb, mask=mask)
-            th = _add_rn(_mul_rn(tl.zeros([BLOCK_N], dtype=tl.float32) + ascale, bb), th)
+            th = _add_rn(_mul_rn(tl.full([BLOCK_N], 0.0, tl.float32) + ascale, bb), th)
         s = _spike(xv, th, SPIKE_MODE)
         tl.store(spikes + idx, s, mask=mask)
         if ADAPTIVE:
@@ -307,20 +309,20 @@ def _neuron_bwd(g_spikes, g_vl, g_il, g_bl, cur_in, spikes, vpre, bpre, isyn, sg
     row, n, mask, st = _row_lanes(feats, BLOCK_N)
     gv, gi, gb = _load_state(g_vl, g_il, g_bl, st, mask)
     a_m, o_m, a_s, a_a, o_a = _load_decays(am, om_am, asyn, aa, om_aa, n, mask)
-    ga_m = tl.zeros([BLOCK_N], dtype=tl.float32)
-    ga_s = tl.zeros([BLOCK_N], dtype=tl.float32)
-    ga_a = tl.zeros([BLOCK_N], dtype=tl.float32)
-    grec = tl.zeros([BLOCK_N], dtype=tl.float32)
+    ga_m = tl.full([BLOCK_N], 0.0, tl.float32)
+    ga_s = tl.full([BLOCK_N], 0.0, tl.float32)
+    ga_a = tl.full([BLOCK_N], 0.0, tl.float32)
+    grec = tl.full([BLOCK_N], 0.0, tl.float32)
     for k in range(steps):
         t = steps - 1 - k
         base = (row * steps + t) * feats
         idx = base + n
         xv = tl.load(vpre + idx, mask=mask, other=0.0)
         s = tl.load(spikes + idx, mask=mask, other=0.0)
-        th = tl.zeros([BLOCK_N], dtype=tl.float32) + thr
+        th = tl.full([BLOCK_N], 0.0, tl.float32) + thr
         if ADAPTIVE:
             b_t = tl.load(bpre + idx, mask=mask, other=0.0)
-            th = _add_rn(_mul_rn(tl.zeros([BLOCK_N], dtype=tl.float32) + ascale, b_t), th)
+            th = _add_rn(_mul_rn(tl.full([BLOCK_N], 0.0, tl.float32) + ascale, b_t), th)
         _, free = _after_spike(xv, s, th, min_v, RESET_MODE, HAS_MIN)
         g = tl.where(free, gv, 0.0)
         gs = tl.load(g_spikes + idx, mask=mask, other=0.0)
@@ -334,16 +336,16 @@ def _neuron_bwd(g_spikes, g_vl, g_il, g_bl, cur_in, spikes, vpre, bpre, isyn, sg
             g_th = -s * g
         else:
             gx = tl.where(s == 0.0, g, 0.0) + gs * surrogate
-            g_th = tl.zeros([BLOCK_N], dtype=tl.float32)
+            g_th = tl.full([BLOCK_N], 0.0, tl.float32)
         if ADAPTIVE:
             ga_a += gb * (b_t - s)
             gb = a_a * gb + ascale * g_th
         if t > 0:
             xp = tl.load(vpre + idx - feats, mask=mask, other=0.0)
             sp = tl.load(spikes + idx - feats, mask=mask, other=0.0)
-            thp = tl.zeros([BLOCK_N], dtype=tl.float32) + thr
+            thp = tl.full([BLOCK_N], 0.0, tl.float32) + thr
             if ADAPTIVE:
-                thp = _add_rn(_mul_rn(tl.zeros([BLOCK_N], dtype=tl.float32) + ascale,
+                thp = _add_rn(_mul_rn(tl.full([BLOCK_N], 0.0, tl.float32) + ascale,
                                       tl.load(bpre + idx - feats, mask=mask, other=0.0)), thp)
             vprev, _prev_free = _after_spike(xp, sp, thp, min_v, RESET_MODE, HAS_MIN)
         else:
