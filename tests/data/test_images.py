@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-import datasets
-import kornia.augmentation as K
 import numpy as np
 import pytest
 import torch
@@ -162,6 +160,8 @@ def test_caches_serve_the_decoded_images(tmp_path: Path, cache: str) -> None:
 
 
 def test_batches_are_unit_floats_and_only_training_is_augmented(tmp_path: Path) -> None:
+    import kornia.augmentation as K  # imported here: a heavy import the other tests do not need
+
     write_image_folder(tmp_path, {"train": 4, "val": 1})
     augment = [K.RandomHorizontalFlip(p=1.0), K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=1.0)]
     dm = folder_dm(tmp_path, augment=augment)
@@ -187,6 +187,8 @@ def hf_dm(path: str, **kw) -> HFImageDataModule:
 
 
 def test_hf_saved_dataset_matches_the_images(tmp_path: Path) -> None:
+    import datasets  # imported here: a heavy import the other tests do not need
+
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["r", "g", "b"])})
     train = datasets.Dataset.from_dict(image_rows(6, size=20), features=features)
     val = datasets.Dataset.from_dict(image_rows(2, size=20, seed=1), features=features)

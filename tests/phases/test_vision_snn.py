@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import datasets
 import pytest
 import torch
 from helpers.images import image_rows, write_image_folder
@@ -141,6 +140,8 @@ def test_imagenet_snn_runs_on_an_imagenet_layout_fixture(make_cfg, tmp_path: Pat
 
 
 def test_hf_images_config_runs_a_saved_dataset(make_cfg, tmp_path: Path) -> None:
+    import datasets  # imported here: a heavy import the other tests do not need
+
     datasets.Dataset.from_dict(image_rows(6, size=20)).save_to_disk(tmp_path / "hf")
     cfg = make_cfg("experiment=imagefolder_snn", "data=hf_images", f"data.path={tmp_path / 'hf'}", *SMALL,
                    "model.net.layers=[1]", "model.net.channels=[8]", "model.net.time_steps=2",
