@@ -113,6 +113,28 @@ def test_what_nir_cannot_express_is_refused_in_one_line(name: str, tmp_path: Pat
     assert sorted(tmp_path.rglob("*")) == written, "nothing written"
 
 
+def test_fastsnn_export_cli_points_to_read_nir(tmp_path: Path, export_cli) -> None:
+    from brainlab.export import read_nir
+
+    cfg = compose_cfg(tmp_path / "fast", [*TINY, "backend=fastsnn", "trainer.limit_train_batches=1", "test=false"])
+    run(cfg)
+    ckpt = tmp_path / "fast" / "checkpoints" / "last.ckpt"
+    code, out, _ = export_cli(f"ckpt_path={ckpt}", f"output={tmp_path / 'fast.nir'}")
+    assert code == 0
+    assert "brainlab.export.read_nir" in out and "plain sinabs.from_nir ignores" in out
+    phase, shape, steps = load_phase(ckpt)
+    x = (torch.rand(2, steps, *shape) < 0.2).float()
+    spikes: list[torch.Tensor] = []
+    for layer in phase.net.layers[1::2]:  # Linear, single-spike layer, Linear, single-spike layer, Linear
+        layer.register_forward_hook(lambda _m, _i, out: spikes.append(out))
+    phase.reset_states()
+    expected = phase(x)
+    assert spikes[0].sum() > 0 and max(s.sum(dim=1).max() for s in spikes) == 1, "single spikes happen"
+    got = read_nir(tmp_path / "fast.nir", batch_size=2)(x.flatten(start_dim=2).reshape(2 * steps, -1))
+    got = got[0] if isinstance(got, tuple) else got
+    torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.gpu
 def test_real_exodus_layers_export_to_the_same_spikes(tmp_path: Path) -> None:
     pytest.importorskip("sinabs.exodus")

@@ -6,16 +6,12 @@ import json
 import os
 from pathlib import Path
 
-import nir
 import pytest
-import sinabs
 import torch
-from helpers.config import TINY, compose_cfg, tiny
+from helpers.config import compose_cfg, tiny
 from PIL import Image
 from torch import nn
 
-from brainlab.core.errors import ConfigError
-from brainlab.export import export_nir, load_phase, main
 from brainlab.metrics.neuromorphic import (
     connection_sparsity,
     count_costs,
@@ -152,58 +148,3 @@ def test_wandb_offline_run_holds_the_media(trained_run: Path) -> None:
     assert tables, "the target table is logged as a W&B Table"
 
 
-def test_nir_round_trip_gives_the_same_spikes(trained_run: Path, tmp_path: Path) -> None:
-    ckpt = trained_run / "checkpoints" / "last.ckpt"
-    path = export_nir(ckpt, tmp_path / "net.nir")
-    graph = nir.read(str(path))
-    imported = sinabs.from_nir(graph, batch_size=3)
-    phase, shape, steps = load_phase(ckpt)
-    x = (torch.rand(3, steps, *shape) < 0.1).float()
-    phase.reset_states()
-    expected = phase(x)
-    got = imported(x.flatten(start_dim=2).reshape(3 * steps, -1))
-    got = got[0] if isinstance(got, tuple) else got
-    torch.testing.assert_close(got.reshape(expected.shape), expected)
-    with pytest.raises(ConfigError, match="already exists; nothing was overwritten"):
-        export_nir(ckpt, path)
-
-
-def test_export_cli_refuses_bad_arguments(capsys) -> None:
-    assert main(["format=onnx", "ckpt_path=x.ckpt"]) == 2
-    assert "format='onnx' is not supported" in capsys.readouterr().err
-
-
-def test_fused_backend_exports_to_the_same_spikes(tmp_path: Path) -> None:
-    cfg = compose_cfg(tmp_path / "fused", [*TINY, "backend=fused", "trainer.limit_train_batches=2"])
-    run(cfg)
-    ckpt = tmp_path / "fused" / "checkpoints" / "last.ckpt"
-    imported = sinabs.from_nir(nir.read(str(export_nir(ckpt))), batch_size=2)
-    phase, shape, steps = load_phase(ckpt)
-    x = (torch.rand(2, steps, *shape) < 0.2).float()
-    phase.reset_states()
-    expected = phase(x)
-    got = imported(x.flatten(start_dim=2).reshape(2 * steps, -1))
-    got = got[0] if isinstance(got, tuple) else got
-    torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5)
-
-
-def test_fastsnn_export_cli_points_to_read_nir(tmp_path: Path, capsys) -> None:
-    from brainlab.export import read_nir
-
-    cfg = compose_cfg(tmp_path / "fast", [*TINY, "backend=fastsnn", "trainer.limit_train_batches=1", "test=false"])
-    run(cfg)
-    ckpt = tmp_path / "fast" / "checkpoints" / "last.ckpt"
-    assert main([f"ckpt_path={ckpt}", f"output={tmp_path / 'fast.nir'}"]) == 0
-    out = capsys.readouterr().out
-    assert "brainlab.export.read_nir" in out and "plain sinabs.from_nir ignores" in out
-    phase, shape, steps = load_phase(ckpt)
-    x = (torch.rand(2, steps, *shape) < 0.2).float()
-    spikes: list[torch.Tensor] = []
-    for layer in phase.net.layers[1::2]:  # Linear, single-spike layer, Linear, single-spike layer, Linear
-        layer.register_forward_hook(lambda _m, _i, out: spikes.append(out))
-    phase.reset_states()
-    expected = phase(x)
-    assert spikes[0].sum() > 0 and max(s.sum(dim=1).max() for s in spikes) == 1, "single spikes happen"
-    got = read_nir(tmp_path / "fast.nir", batch_size=2)(x.flatten(start_dim=2).reshape(2 * steps, -1))
-    got = got[0] if isinstance(got, tuple) else got
-    torch.testing.assert_close(got.reshape(expected.shape), expected, rtol=1e-4, atol=1e-4)
