@@ -21,14 +21,27 @@ def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:
     (run_dir,) = tmp_path.glob("backends-*")
     record = json.loads((run_dir / "backends.json").read_text())
     rows = record["rows"]
-    assert {r["backend"] for r in rows} == {"floor", "sinabs", "fused", "fastsnn"}, "exodus skipped on CPU"
+    assert {r["backend"] for r in rows} == {"floor", "sinabs", "fused", "fused+event", "fastsnn"}, "exodus: CUDA"
     assert {r["case"] for r in rows} == {"grid n=8 T=4 B=2", "grid n=8 T=8 B=2", "blog 6-8-8-3 T=5 B=2"}
-    assert all(r["total_s"] >= r["forward_s"] > 0 for r in rows)
+    assert all(r["total_s"] >= r["forward_s"] > 0 and r["total_s"] >= r["total_min_s"] > 0 for r in rows)
     assert all(r["speedup_total"] == 1.0 for r in rows if r["backend"] == "sinabs")
     assert all(r["x_floor_total"] == 1.0 for r in rows if r["backend"] == "floor")
-    assert all(Path(p).stat().st_size > 1000 for p in record["pngs"]) and len(record["pngs"]) == 2
+    assert all(Path(p).stat().st_size > 1000 for p in record["pngs"]) and len(record["pngs"]) == 3
+    # the same weights in every row: fused's spikes are sinabs's; the event synapse's are compared too
+    by = {(r["case"], r["backend"]): r for r in rows}
+    for case in {r["case"] for r in rows}:
+        assert by[case, "fused"]["spikes_equal"] is True
+        assert by[case, "fused+event"]["spikes_equal"] in (True, False) and "rounding" in by[case, "fused+event"][
+            "spikes_note"]
+        assert by[case, "floor"]["spikes_equal"] == by[case, "fastsnn"]["spikes_equal"] == "n/a"
+    # bench hygiene: the load, the rounds, median and min, noisy (1 repeat: always)
+    assert record["rounds"] == 1 and record["noisy"] is True and "fewer than 5 repeats" in record["noisy_why"][0]
+    assert len(record["load_before"]) == 3 and len(record["load_after"]) == 3 and record["cores"] >= 1
+    assert all(r["noisy"] and r["ratios_noisy"] and r["samples"] == 1 for r in rows)
+    assert [c["case"] for c in record["cases"]] == ["grid n=8 T=4 B=2", "grid n=8 T=8 B=2", "blog 6-8-8-3 T=5 B=2"]
     out = capsys.readouterr().out
-    assert "/floor" in out and "x sinabs tot" in out and "[skip exodus]" in out
+    assert "/floor" in out and "x sinabs tot" in out and "[skip exodus]" in out and "spikes=sinabs" in out
+    assert " noisy " in out and "load " in out
 
 
 def test_bench_config_overrides_and_neuron(tmp_path) -> None:
@@ -37,7 +50,7 @@ def test_bench_config_overrides_and_neuron(tmp_path) -> None:
                             f"out={tmp_path}"])
     assert record["neuron"] == {"kind": "lif", "spike_threshold": 1.0, "tau_mem": 5.0}
     assert {r["backend"] for r in record["rows"]} == {"floor", "sinabs", "fused"}
-    assert record["pngs"] == []
+    assert [Path(p).name for p in record["pngs"]] == ["backends_floor.png"], "no grid: no heatmap, no lines"
 
 
 @pytest.mark.parametrize(

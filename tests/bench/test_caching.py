@@ -17,7 +17,7 @@ from brainlab.data.ssc import SSC
 
 def test_tiny_loading_bench_writes_the_table_with_e2e_over_floor(tmp_path: Path, capsys) -> None:
     args = ["loading", "samples=24", "events=300", "batch_size=8", "backends=[fused]", "floor_batches=2",
-            "caches=[none,disk,memory,gpu]", "gpu_cpu_path=true", "device=cpu", f"out={tmp_path}"]
+            "caches=[none,disk,memory,gpu]", "gpu_cpu_path=true", "device=cpu", "epochs=2", f"out={tmp_path}"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "| cache | loader epoch s | x vs none | build s | backend | e2e epoch s | floor s | e2e/floor |" in printed
@@ -31,6 +31,16 @@ def test_tiny_loading_bench_writes_the_table_with_e2e_over_floor(tmp_path: Path,
     assert result["pairing"] == "step"
     assert any(k.startswith("e2e memory/fused") for k in result["targets"])
     assert 0 < result["disk_bytes"] < result["raw_bytes"]
+    # bench hygiene: the load, interleaved rounds, median and min, and no verdict on 2 epochs
+    assert result["rounds"] == 2 and len(result["load_before"]) == len(result["load_after"]) == 3
+    assert result["noisy"] and "fewer than 5 repeats" in result["noisy_why"][0]
+    for cache in ("none", "disk", "memory", "gpu"):
+        row, e2e = result["loader"][cache], result["epoch"][cache]["fused"]
+        assert row["noisy"] and row["min_epoch_s"] <= row["epoch_s"] and len(row["epochs_s"]) == 2
+        assert e2e["noisy"] and e2e["min_epoch_s"] <= e2e["epoch_s"] and len(e2e["floor_epochs_s"]) == 2
+    timed = [t for goal, t in result["targets"].items() if not goal.startswith("disk cache")]
+    assert all(t["noisy"] and t["met"] is None for t in timed) and result["targets"]["disk cache <= raw size"]["met"]
+    assert "-> noisy" in printed and "-> met" in printed
     assert (tmp_path / "caching.png").stat().st_size > 0
     assert len(SSC(save_to=str(tmp_path / "data"), split="train")) == 24, "tonic's SSC class reads the set"
 

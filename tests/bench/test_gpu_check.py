@@ -3,6 +3,7 @@ runs past its timeout is killed with its children, and the record renders (no GP
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -99,3 +100,23 @@ def test_record_renders_status_skips_and_backend_rows(tmp_path) -> None:  # noqa
     assert "| blog | fused | 0.0100 | 0.0300 |" in text
     assert "## scale_1b_fsdp: timed out" in text and "last words" in text
     assert "| loading_gpu | skipped | 0 | the budget was spent |" in text
+
+
+def test_the_record_carries_the_load_and_every_steps_seconds(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The check's own loop through the timing helper, its steps faked (no GPU, no subprocess)."""
+    ran = []
+
+    def fake_step(argv: list[str], timeout: float) -> tuple[str, int, float, str]:
+        ran.append(argv)
+        return "passed", 0, 1.5, "[skip exodus] no package\n"
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gpu, "run_step", fake_step)
+    monkeypatch.setattr(gpu, "machine", lambda: {"date": "2026-12-03T10:00:00+00:00", "device": "fake", "torch": "x",
+                                                 "cuda": "y", "triton": "z", "python": "3"})
+    record = gpu.main(["only=[pytest_gpu,backends_blog]", f"out={tmp_path}", f"work={tmp_path / 'work'}"])
+    assert [s["name"] for s in record["steps"]] == ["pytest_gpu", "backends_blog"] and len(ran) == 2
+    saved = json.loads((tmp_path / "data" / "gpu_check_2026-12-03.json").read_text())
+    assert saved["rounds"] == 1 and len(saved["load_before"]) == len(saved["load_after"]) == 3
+    assert saved["noisy"] and "fewer than 5 repeats" in saved["noisy_why"][0], "single runs: never a speed claim"
+    assert "load " in (tmp_path / "gpu_check_2026-12-03.md").read_text()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from brainlab.bench.scale import error_line, main, training_state
 
 
@@ -16,8 +18,13 @@ def test_scale_bench_times_the_recipe(tmp_path: Path) -> None:
     params, state = training_state("tiny")
     assert row["params"] == params and row["state_gib"] == state / 2**30
     assert 14 * params < state < 16 * params  # 16 B a trained parameter, 2 B an int16 HTM permanence
-    assert json.loads((tmp_path / "scale.json").read_text())["rows"] == [row]
+    saved = json.loads((tmp_path / "scale.json").read_text())
+    assert saved["rows"] == [row]
     assert (tmp_path / "scale.png").stat().st_size > 0
+    # bench hygiene: every timed step kept, median and min, the load, noisy on 2 steps
+    assert len(row["steps_s"]) == 2 and row["min_step_s"] <= row["step_s"] and row["noisy"]
+    assert row["samples_per_s"] == pytest.approx(2 / row["step_s"])
+    assert saved["rounds"] == 1 and len(saved["load_before"]) == len(saved["load_after"]) == 3 and saved["noisy"]
 
 
 

@@ -41,6 +41,9 @@ def test_smoke_run_writes_counts_for_both_backends(tmp_path: Path) -> None:
     for row in rows.values():
         assert set(row["spikes_per_sample"]) == {"net.layers.1", "net.layers.3"}
         assert 0.0 <= row["test_acc"] <= 1.0
+    # bench hygiene: the training runs' seconds with the load, one run each (noisy)
+    assert saved["rounds"] == 1 and len(saved["load_before"]) == len(saved["load_after"]) == 3 and saved["noisy"]
+    assert all(r["run_s"] == r["min_run_s"] > 0 and r["noisy"] for r in rows.values())
     fast = rows["fastsnn"]["spikes_per_sample"]
     assert all(0 < v <= 12 + 1e-6 for v in fast.values()), "single spike: at most one per neuron per sample"
     assert sum(fast.values()) == pytest.approx(rows["fastsnn"]["total_spikes_per_sample"])

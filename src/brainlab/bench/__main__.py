@@ -1,8 +1,11 @@
 """`python -m brainlab.bench <name> [--wandb] [options]`: run one benchmark.
 
-Benches: `loading` (= `caching`), `backends`, `spikes` (FastSNN spike counts), `htm` (HTM rows/s), `scale`
-(the integrated model's samples/s and peak memory per preset and batch size), `gpu` (the one short GPU check:
-`pytest -m gpu` and the GPU runs of the others, each step with its own timeout; `dry_run=true` lists them).
+Benches: `loading` (= `caching`), `backends` (`peers=true`: with snntorch, norse, spikingjelly), `spikes` (FastSNN
+spike counts), `htm` (HTM rows/s), `scale` (the integrated model's samples/s and peak memory per preset and batch
+size), `event_step` (the blog model's training step, fused with each synapse, against the floor), `gpu` (the one
+short GPU check: `pytest -m gpu` and the GPU runs of the others, each step with its own timeout; `dry_run=true`
+lists them). Every timing goes through `brainlab.bench.timing`: interleaved rounds, median and min, the machine's
+load before and after in the JSON, and `noisy` printed in place of a ratio or verdict the figures cannot carry.
 
 Each bench takes Hydra overrides of its `conf/bench/<name>.yaml` (`loading`: `samples=2048 backends=[fused]`);
 `--help` prints a bench's keys.
@@ -23,10 +26,11 @@ from pathlib import Path
 from brainlab.core.errors import BrainlabError
 
 BENCHES = {"loading": "caching", "caching": "caching", "backends": "backends", "spikes": "spike_counts", "htm": "htm",
-           "scale": "scale", "gpu": "gpu"}
+           "scale": "scale", "event_step": "event_step", "gpu": "gpu"}
 DEFAULT_OUT = {
     "caching": "outputs/bench/caching", "backends": "outputs/bench", "spike_counts": "outputs/bench",
-    "htm": "outputs/bench/htm", "scale": "outputs/bench/scale", "gpu": "docs/results",
+    "htm": "outputs/bench/htm", "scale": "outputs/bench/scale", "event_step": "outputs/bench/event_step",
+    "gpu": "docs/results",
 }
 
 

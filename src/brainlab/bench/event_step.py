@@ -1,26 +1,31 @@
 """One training step of the blog model against the dense floor: `floor` (ReLU in place of the neurons), fused with
 `backend.synapse=dense` and fused with `synapse=event` and `synapse=auto` (issue 27). A measurement, not a test.
 
-    python -m brainlab.bench.event_step                    # T=250, batch 128, 7 rounds, 2 threads
-    python -m brainlab.bench.event_step --rounds 3 --steps 50
+    python -m brainlab.bench event_step                    # T=250, batch 128, 7 rounds, 2 threads
+    python -m brainlab.bench event_step rounds=5 steps=50
 
-A step is zero_grad, reset, forward, loss (cross-entropy of the summed readout), backward and Adam. The variants
-are timed in interleaved rounds (one step each per round, after one warm-up step) so a busy machine slows all
-alike; prints the median and min per variant, x floor of each, the load average and each layer's input density.
+Arguments are Hydra overrides of `conf/bench/event_step.yaml`. A step is zero_grad, reset, forward, loss
+(cross-entropy of the summed readout), backward and Adam. The variants are timed in interleaved rounds (every
+variant one step a round, the order rotating, after one warm-up step each; `brainlab.bench.timing`); prints the
+median and min per variant, x floor of each (`noisy` in its place when the figures cannot carry it), the machine's
+load before and after and each layer's input density, and writes `event_step.json` into `out`.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import os
-import statistics
+import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from brainlab.bench.cli import bench_config
+from brainlab.bench.timing import claim, interleaved
+from brainlab.core.checks import positive_int
 from brainlab.nets.snn import spiking_mlp
 from brainlab.snn import fused
 from brainlab.snn.event_linear import density
@@ -66,36 +71,41 @@ def input_densities(net: nn.Module, x: torch.Tensor) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=250)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--rounds", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"load average before: {os.getloadavg()}")
+    """`python -m brainlab.bench event_step [key=value ...]`; `--help` prints the config and its keys."""
+    cfg = bench_config("event_step", __doc__, sys.argv[1:] if argv is None else argv)
+    if cfg is None:
+        return {}
+    steps, batch = positive_int("steps", cfg.steps), positive_int("batch", cfg.batch)
+    torch.set_num_threads(positive_int("threads", cfg.threads))
     torch.manual_seed(1)
-    x = (torch.rand(args.batch, args.steps, WIDTH) < 0.2).float() * 2.0
-    y = torch.randint(0, CLASSES, (args.batch,))
+    x = (torch.rand(batch, steps, WIDTH) < 0.2).float() * 2.0
+    y = torch.randint(0, CLASSES, (batch,))
     built = nets()
     opts = {name: torch.optim.Adam(net.parameters(), lr=1e-3) for name, net in built.items()}
-    print("input density per Linear (fused-event):", [round(d, 4) for d in input_densities(built["fused-event"], x)])
-    for name, net in built.items():
-        step(net, opts[name], x, y)  # warm-up: kernel compile / cache load, allocator
-    times: dict[str, list[float]] = {name: [] for name in built}
-    for _ in range(args.rounds):
-        for name, net in built.items():
-            times[name].append(step(net, opts[name], x, y))
-    floor = statistics.median(times["floor"])
-    result = {}
-    for name, ts in times.items():
-        med = statistics.median(ts)
-        result[name] = {"median_s": med, "min_s": min(ts), "x_floor": med / floor,
-                        "x_floor_min": min(ts) / min(times["floor"])}
-        print(f"{name:12s} median {med * 1e3:8.1f} ms  min {min(ts) * 1e3:8.1f} ms  x floor {med / floor:5.2f} "
-              f"(min/min {min(ts) / min(times['floor']):5.2f})")
-    print(f"load average after: {os.getloadavg()}")
-    return result
+    densities = input_densities(built["fused-event"], x)
+    print("input density per Linear (fused-event):", [round(d, 4) for d in densities])
+    rounds = interleaved({name: functools.partial(step, net, opts[name], x, y) for name, net in built.items()},
+                         rounds=positive_int("rounds", cfg.rounds), warmup=1)
+    floor = rounds.summary("floor")
+    result: dict[str, Any] = {}
+    for name in built:
+        s = rounds.summary(name)
+        noisy = s["noisy"] or floor["noisy"]
+        result[name] = {"median_s": s["median_s"], "min_s": s["min_s"], "spread": s["spread"], "noisy": s["noisy"],
+                        "noisy_why": s["why"], "x_floor": s["median_s"] / floor["median_s"],
+                        "x_floor_min": s["min_s"] / floor["min_s"], "ratios_noisy": noisy,
+                        "steps_s": rounds.samples[name]["seconds"]}
+        ratio, ratio_min = claim(result[name]["x_floor"], noisy), claim(result[name]["x_floor_min"], noisy)
+        print(f"{name:12s} median {s['median_s'] * 1e3:8.1f} ms  min {s['min_s'] * 1e3:8.1f} ms  "
+              f"x floor {ratio:>5} (min/min {ratio_min:>5})")
+    print(rounds.load.describe())
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"setup": {"steps": steps, "batch": batch, "threads": torch.get_num_threads(), "torch": torch.__version__},
+              "input_density": densities, **rounds.fields(), "variants": result, "out": str(out)}
+    (out / "event_step.json").write_text(json.dumps(record, indent=2))
+    print(f"wrote {out / 'event_step.json'}")
+    return record
 
 
 if __name__ == "__main__":

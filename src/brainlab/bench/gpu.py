@@ -11,7 +11,10 @@ open-neuromorphic benchmark's Linear 16k + LIF, T=500, batch 16; the loading ben
 on a generated SSC-shaped set; a few steps of the 1b preset under FSDP in bf16 with peak memory (the scale bench).
 After each step `gpu_check_<date>.md` under `out` and its JSON under `out/data/` are rewritten: date, device,
 versions, and per step its status (passed, failed, timed out, skipped and why), seconds, command, what the step
-itself skipped (its `[skip ...]` lines), the output's tail and the numbers of the JSON it wrote.
+itself skipped (its `[skip ...]` lines), the output's tail and the numbers of the JSON it wrote. The steps run once
+each through `brainlab.bench.timing` (one round, in order), so the record carries the machine's load before and
+after and every step's seconds; those are single runs (`noisy` by rule) kept as what the check cost, while the
+figures to read are the steps' own bench JSON, each with its own rounds, load and `noisy`.
 
 The device machine of this workplace has Python 3.12, torch 2.11, Triton 3.6 and (among others) numba, h5py,
 scipy, matplotlib, pytest, pytorch-lightning, torchmetrics, tensorboard and rich, and no downloads. What these
@@ -27,6 +30,7 @@ docs/results/gpu_check.md; then, from the repo root there, `PYTHONPATH=/tmp/site
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -41,6 +45,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from brainlab.bench.cli import as_list, bench_config
+from brainlab.bench.timing import Load, interleaved
 from brainlab.core.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -124,10 +129,11 @@ def step_numbers(folder: Path) -> dict[str, Any]:
 
 def markdown(record: dict[str, Any]) -> str:
     m = record["machine"]
+    load = Load.from_fields(record).describe() if "load_before" in record else "load: not recorded"
     lines = [f"# GPU check, {m['date'][:10]}", "",
              f"Device: {m['device']}; torch {m['torch']} (CUDA {m['cuda']}), Triton {m['triton']}, "
              f"Python {m['python']}. Written by `python -m brainlab.bench gpu` ({record['seconds']:.0f} s of "
-             f"{record['budget_s']} s).", "",
+             f"{record['budget_s']} s); {load}.", "",
              "| step | status | seconds | skipped inside the step |", "|---|---|---|---|"]
     for s in record["steps"]:
         lines.append(f"| {s['name']} | {s['status']} | {s.get('seconds', 0):.0f} | "
@@ -135,9 +141,11 @@ def markdown(record: dict[str, Any]) -> str:
     for s in record["steps"]:
         rows = [r for doc in s.get("numbers", {}).values() if isinstance(doc, dict) for r in doc.get("rows", [])]
         if s["name"].startswith("backends") and rows:
-            lines += ["", f"## {s['name']}", "", "| case | backend | forward s | forward+backward s |",
-                      "|---|---|---|---|"]
-            lines += [f"| {r['case']} | {r['backend']} | {r['forward_s']:.4f} | {r['total_s']:.4f} |" for r in rows]
+            lines += ["", f"## {s['name']}", "", "| case | backend | forward s | forward+backward s | |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {r['case']} | {r['backend']} | {r['forward_s']:.4f} | {r['total_s']:.4f} | "
+                      f"{'noisy' if r.get('noisy') else ''} |" if r.get("status", "ok") == "ok" else
+                      f"| {r['case']} | {r['backend']} | {r['status']} | {r.get('why', '')} | |" for r in rows]
         elif rows:
             lines += ["", f"## {s['name']}", "", "```json", json.dumps(rows, indent=1)[:4000], "```"]
         if s["status"] != "passed":
@@ -175,11 +183,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     deadline = time.perf_counter() + float(cfg.budget_s)
     start = time.perf_counter()
     out = Path(str(cfg.out))
-    paths = (out / "data" / "gpu_check.json", out / "gpu_check.md")
-    for step in steps:
+    paths = [out / "data" / "gpu_check.json", out / "gpu_check.md"]
+
+    def run_one(step: DictConfig) -> float:
         argv = command(step, work)
         entry: dict[str, Any] = {"name": str(step.name), "command": argv[1:], "timeout_s": int(step.timeout_s)}
         left = deadline - time.perf_counter()
+        seconds = 0.0
         if left < 5:
             entry.update(status="skipped", why=f"the budget of {cfg.budget_s} s was spent by the steps before")
         else:
@@ -191,7 +201,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             print(f"[{step.name}] {status} in {seconds:.0f} s", flush=True)
         record["steps"].append(entry)
         record["seconds"] = round(time.perf_counter() - start, 1)
-        paths = write(record, out)
+        paths[:] = write(record, out)
+        return seconds
+
+    # one round, the steps in their order (round 0 does not rotate); the record then carries the load around them
+    rounds = interleaved({str(step.name): functools.partial(run_one, step) for step in steps}, rounds=1, warmup=0)
+    record.update(rounds.fields())
+    paths[:] = write(record, out)
+    print(rounds.load.describe())
     print(f"wrote {paths[0]} and {paths[1]}")
     record["out"] = str(out)
     return record

@@ -6,10 +6,15 @@ streams the first `rows` rows of the `streams` longest NAB files (or generated s
 when no corpus is given) through fresh detectors with Numenta's NAB settings (conf/model/htm.yaml) and prints
 a table of rows/s (all streams' rows / wall time of the HTM, learning on). Writes `htm.json` and `htm.png`
 under `out`. Rates depend on the state (early rows burst more), so compare runs with the same `rows`.
+
+Timing (`brainlab.bench.timing`): every (size, streams) point runs once a round on a fresh detector, `rounds`
+interleaved rounds (the order rotating); rows/s of the median, the min, and `noisy` (fewer than 5 rounds, a wide
+spread, a busy machine) beside the machine's load before and after.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import sys
@@ -24,6 +29,7 @@ import torch
 import yaml
 
 from brainlab.bench.cli import as_list, bench_config
+from brainlab.bench.timing import interleaved
 from brainlab.core.checks import check_choice, positive_int
 from brainlab.core.paths import config_dir
 from brainlab.nets.htm import HTM
@@ -113,33 +119,48 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         streams=[positive_int("streams[]", n) for n in as_list(cfg.streams)],
         rows=positive_int("rows", cfg.rows), corpus=Path(cfg.corpus) if cfg.corpus else None,
         tm=check_choice("tm", str(cfg.tm), ("bami", "backtracking")), device=str(cfg.device),
-        threads=positive_int("threads", cfg.threads), out=Path(cfg.out),
+        threads=positive_int("threads", cfg.threads), rounds=positive_int("rounds", cfg.rounds), out=Path(cfg.out),
     )
     torch.set_num_threads(args.threads)
-    results = []
-    print("| size | streams | rows/stream | seconds | rows/s | segments |\n|---|---|---|---|---|---|")
+    points: dict[str, tuple[int, int, int]] = {}
     for size in args.sizes:
         columns, cells = (int(x) for x in size.lower().split("x"))
         for n in args.streams:
-            values, stamps, source = streams(n, args.rows, args.corpus)
-            r = measure(columns, cells, values, stamps, args.device, args.tm)
-            results.append(r)
-            print(
-                f"| {size} | {n} | {args.rows} | {r['seconds']:.1f} | {r['rows_per_s']:.0f} | {r['segments']} |",
-                flush=True,
-            )
+            points[f"{size} x{n}"] = (columns, cells, n)
+    data = {n: streams(n, args.rows, args.corpus) for n in args.streams}
+    last: dict[str, dict[str, Any]] = {}
+
+    def point(name: str) -> float:
+        columns, cells, n = points[name]
+        values, stamps, _ = data[n]
+        last[name] = measure(columns, cells, values, stamps, args.device, args.tm)
+        return last[name]["seconds"]
+
+    rounds = interleaved({name: functools.partial(point, name) for name in points}, rounds=args.rounds, warmup=0)
+    results = []
+    print("| size | streams | rows/stream | seconds (median) | min | rows/s | segments | |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for name, (columns, cells, n) in points.items():
+        s = rounds.summary(name)
+        r = {**last[name], "seconds": s["median_s"], "min_s": s["min_s"], "rows_per_s": n * args.rows / s["median_s"],
+             "seconds_all": rounds.samples[name]["seconds"], "noisy": s["noisy"], "noisy_why": s["why"]}
+        results.append(r)
+        print(f"| {columns}x{cells} | {n} | {args.rows} | {s['median_s']:.1f} | {s['min_s']:.1f} | "
+              f"{r['rows_per_s']:.0f} | {r['segments']} | {'noisy' if s['noisy'] else ''} |", flush=True)
+    print(rounds.load.describe())
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {
-        "source": source,
+        "source": data[args.streams[-1]][2],
         "tm": args.tm,
         "device": args.device,
         "threads": args.threads,
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
     }
-    (args.out / "htm.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    timing = rounds.fields()
+    (args.out / "htm.json").write_text(json.dumps({"meta": meta, **timing, "results": results}, indent=2))
     plot(results, args.out / "htm.png")
-    return {"out": str(args.out), "results": results}
+    return {"out": str(args.out), **timing, "results": results}
 
 
 if __name__ == "__main__":

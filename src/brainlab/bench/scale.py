@@ -12,16 +12,23 @@ most any GPU of the run allocated; CPU: the process's peak RSS). A run that runs
 meta device) and the training state they need by arithmetic, 16 bytes a parameter (fp32 weights and grads, AdamW's
 two moments; rule-learned buffers at their own size; FSDP shards it over the GPUs).
 Writes `scale.json` and `scale.png` under `out`.
+
+Timing (`brainlab.bench.timing`): `StepTimer` keeps every timed step's seconds (the loader's fetch included, CUDA
+synchronised), so a row's `step_s` is the median step and `min_step_s` the fastest; `rounds` > 1 runs every
+(preset, batch size) again in interleaved rounds (the order rotating), its steps pooled. A row is `noisy` with fewer
+than 5 timed steps, a wide spread or a busy machine; the JSON carries the load before and after.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import platform
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +41,7 @@ import pytorch_lightning as pl
 import torch
 
 from brainlab.bench.cli import as_list, bench_config
+from brainlab.bench.timing import interleaved
 from brainlab.core.checks import check_choice, positive_int
 from brainlab.core.errors import ConfigError
 from brainlab.nets.brain_ai.model import named_rule_buffers
@@ -45,13 +53,13 @@ OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "DefaultCPUAllocator: c
 
 
 class StepTimer(pl.Callback):
-    """Times optimizer steps `warmup+1 .. warmup+steps` (synchronising CUDA) and writes `out` (JSON) at fit end:
-    samples/s over all ranks, seconds a step, peak memory in GiB."""
+    """Times optimizer steps `warmup+1 .. warmup+steps` one by one (synchronising CUDA; from the end of one to the end
+    of the next, so the loader's fetch counts) and writes `out` (JSON) at fit end: each step's seconds, the median
+    step, samples/s of it over all ranks, peak memory in GiB."""
 
     def __init__(self, out: str, warmup: int, steps: int) -> None:
         self.out, self.warmup, self.steps = Path(out), warmup, steps
-        self.start: float | None = None
-        self.stop: float | None = None
+        self.marks: list[float] = []
 
     @staticmethod
     def now() -> float:
@@ -60,12 +68,13 @@ class StepTimer(pl.Callback):
         return time.perf_counter()
 
     def on_train_batch_start(self, trainer: pl.Trainer, *_: Any) -> None:
-        if trainer.global_step == self.warmup:
-            self.start = self.now()
+        if trainer.global_step == self.warmup and not self.marks:
+            self.marks.append(self.now())
 
     def on_train_batch_end(self, trainer: pl.Trainer, *_: Any) -> None:
-        if trainer.global_step == self.warmup + self.steps:
-            self.stop = self.now()
+        if self.marks and self.warmup < trainer.global_step <= self.warmup + self.steps \
+                and len(self.marks) == trainer.global_step - self.warmup:
+            self.marks.append(self.now())
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if torch.cuda.is_available():
@@ -75,12 +84,14 @@ class StepTimer(pl.Callback):
         peak = float(trainer.strategy.reduce(peak, reduce_op="max"))
         if not trainer.is_global_zero:
             return
-        if self.start is None or self.stop is None:
+        if len(self.marks) != self.steps + 1:
             raise RuntimeError(f"the run ended before step {self.warmup + self.steps}: give it more data")
-        seconds = (self.stop - self.start) / self.steps
+        steps = [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)]
+        seconds = statistics.median(steps)
         batch = trainer.datamodule.batch_size * trainer.world_size
-        self.out.write_text(json.dumps({"step_s": seconds, "samples_per_s": batch / seconds,
-                                        "peak_gib": peak / 2**30, "world_size": trainer.world_size}))
+        self.out.write_text(json.dumps({"step_s": seconds, "steps_s": steps, "samples_per_s": batch / seconds,
+                                        "peak_gib": peak / 2**30, "world_size": trainer.world_size,
+                                        "samples": batch}))
 
 
 def training_state(preset: str) -> tuple[int, int]:
@@ -92,9 +103,9 @@ def training_state(preset: str) -> tuple[int, int]:
     return trained + rule, trained * STATE_BYTES_PER_PARAM + rule_bytes
 
 
-def run_one(preset: str, batch: int, args: SimpleNamespace, work: Path) -> dict[str, Any]:
+def run_one(preset: str, batch: int, args: SimpleNamespace, work: Path, round_index: int = 0) -> dict[str, Any]:
     """One `train.py` run; its StepTimer figures, or {"status": "OOM"} / {"status": "failed", ...}."""
-    name = f"{preset}_b{batch}"
+    name = f"{preset}_b{batch}" + (f"_r{round_index}" if round_index else "")
     result_file = work / f"{name}.json"
     total_steps = args.warmup + args.steps
     per_class = math.ceil(total_steps * batch * args.devices / 4) + 1
@@ -137,12 +148,12 @@ def error_line(output: str) -> str:
 
 
 def format_rows(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| preset | params | training state (GiB) | batch | samples/s | s/step | peak memory (GiB) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| preset | params | training state (GiB) | batch | samples/s | s/step (median) | min | peak memory (GiB) "
+             "| |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         ok = r["status"] == "ok"
-        figures = (f"{r['samples_per_s']:.2f} | {r['step_s']:.3f} | {r['peak_gib']:.2f}" if ok
-                   else f"{r['status']} | – | –")
+        figures = (f"{r['samples_per_s']:.2f} | {r['step_s']:.3f} | {r['min_step_s']:.3f} | {r['peak_gib']:.2f} | "
+                   f"{'noisy' if r['noisy'] else ''}" if ok else f"{r['status']} | – | – | – |")
         lines.append(f"| {r['preset']} | {human(r['params'])} | {r['state_gib']:.2f} | {r['batch']} | {figures} |")
     return "\n".join(lines)
 
@@ -187,6 +198,7 @@ def parse(argv: Sequence[str]) -> SimpleNamespace | None:
         presets=[str(p) for p in as_list(cfg.presets)],
         batch_sizes=[positive_int("batch_sizes[]", b) for b in as_list(cfg.batch_sizes)],
         steps=positive_int("steps", cfg.steps), warmup=int(cfg.warmup), trainer=trainer,
+        rounds=positive_int("rounds", cfg.rounds),
         devices=positive_int("devices", cfg.devices),
         precision=("bf16-mixed" if gpu else None) if cfg.precision == "auto" else cfg.precision,
         no_checkpointing=not cfg.checkpointing,
@@ -206,22 +218,39 @@ def main(argv: Sequence[str]) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / time.strftime("%Y%m%d-%H%M%S")
     work.mkdir()
+    states = {preset: training_state(preset) for preset in args.presets}
+    points = {f"{preset} b{batch}": (preset, batch) for preset in args.presets for batch in args.batch_sizes}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in points}
+
+    def point(name: str) -> dict[str, list[float]]:
+        preset, batch = points[name]
+        got = run_one(preset, batch, args, work, len(runs[name]))
+        runs[name].append(got)
+        print(f"[{name}, round {len(runs[name])}] {got['status']}", flush=True)
+        return {"step_s": got.get("steps_s", [])}
+
+    rounds = interleaved({name: functools.partial(point, name) for name in points}, rounds=args.rounds, warmup=0)
     rows = []
-    for preset in args.presets:
-        n, state = training_state(preset)
-        for batch in args.batch_sizes:
-            row = {"preset": preset, "params": n, "state_gib": state / 2**30, "batch": batch,
-                   **run_one(preset, batch, args, work)}
-            rows.append(row)
-            print(format_rows([row]).splitlines()[-1], flush=True)
+    for name, (preset, batch) in points.items():
+        n, state = states[preset]
+        done = runs[name]
+        failed = next((r for r in done if r["status"] != "ok"), None)
+        row = {"preset": preset, "params": n, "state_gib": state / 2**30, **(failed or done[-1]), "batch": batch}
+        if failed is None:  # every round's steps pooled: the median step, the fastest, the most memory any run took
+            s = rounds.summary(name, "step_s")
+            row.update(step_s=s["median_s"], min_step_s=s["min_s"], samples_per_s=done[-1]["samples"] / s["median_s"],
+                       steps_s=rounds.samples[name]["step_s"], peak_gib=max(r["peak_gib"] for r in done),
+                       noisy=s["noisy"], noisy_why=s["why"])
+        rows.append(row)
     cpu = f"CPU {platform.machine()}, {os.cpu_count()} cores"
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else cpu
     checkpointing = args.trainer == "fsdp" and not args.no_checkpointing
     result = {"out": str(args.out), "device": device, "trainer": args.trainer, "devices": args.devices,
               "precision": args.precision, "activation_checkpointing": checkpointing,
-              "steps": args.steps, "warmup": args.warmup, "rows": rows}
+              "steps": args.steps, "warmup": args.warmup, **rounds.fields(), "rows": rows}
     (args.out / "scale.json").write_text(json.dumps(result, indent=2))
     plot(rows, args.out / "scale.png")
     print(f"\n{device}, trainer={args.trainer} x{args.devices}, precision={args.precision or '32-true'}\n")
     print(format_rows(rows))
+    print(rounds.load.describe())
     return result

@@ -7,11 +7,15 @@ Trains the same net once per backend through `brainlab.train.run` (one run dir e
 folder) and reads spikes per sample per spiking layer from the run's test-time firing rates
 (`test/rate/<layer>` = spikes / (samples x T x neurons), logged by the SpikeStats callback):
 spikes per sample = rate x T x neurons. Prints a table and writes `spike_counts.json` + `spike_counts.png`.
+
+The counts are the figures here, not times: each training run's wall seconds are kept beside them only as what
+they are, one run each through `brainlab.bench.timing` (always `noisy`: one repeat), with the machine's load.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import platform
 import sys
@@ -21,6 +25,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from brainlab.bench.cli import bench_config
+from brainlab.bench.timing import interleaved
 from brainlab.core.paths import compose_config
 
 
@@ -83,15 +88,23 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.out) / f"spike_counts-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=False)
     common = [*map(str, cfg.train), *map(str, cfg.extra), f"seed={int(cfg.seed)}"]
+    trained: dict[str, tuple[dict[str, float], DictConfig]] = {}
+
+    def train(backend: str) -> None:  # timed by the helper: one run, train and test
+        trained[backend] = train_one([*common, *map(str, cfg.backends[backend])], out / backend)
+
+    rounds = interleaved({str(b): functools.partial(train, str(b)) for b in cfg.backends}, rounds=1, warmup=0)
     rows: list[dict[str, Any]] = []
     for backend, extra in cfg.backends.items():
-        metrics, run_cfg = train_one([*common, *map(str, extra)], out / str(backend))
+        metrics, run_cfg = trained[str(backend)]
         counts = spikes_per_sample(metrics, run_cfg)
+        timed = rounds.summary(str(backend))
         rows.append({
             "backend": str(backend), "overrides": [*common, *map(str, extra)],
             "test_acc": metrics.get("test/acc", float("nan")), "spikes_per_sample": counts,
             "total_spikes_per_sample": sum(counts.values()), "data": str(run_cfg.data._target_),
             "n_time_bins": int(run_cfg.data.n_time_bins), "hidden_dim": int(run_cfg.model.net.hidden_dim),
+            "run_s": timed["median_s"], "min_run_s": timed["min_s"], "noisy": timed["noisy"],
         })
     ref = next((r for r in rows if r["backend"] != "fastsnn"), None)
     fast = next((r for r in rows if r["backend"] == "fastsnn"), None)
@@ -100,7 +113,7 @@ def run_bench(cfg: DictConfig) -> dict[str, Any]:
         fast["spike_reduction_vs_" + ref["backend"]] = 1 - ratio
     data = rows[0]["data"].rsplit(".", 1)[-1].removesuffix("DataModule") if rows else "?"
     record = {"machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
-              "data": data, "rows": rows, "out": str(out)}
+              "data": data, **rounds.fields(), "rows": rows, "out": str(out)}
     title = f"spikes per sample per layer ({data})"
     record["png"] = str(plot(rows, out / "spike_counts.png", title))
     (out / "spike_counts.json").write_text(json.dumps(record, indent=2))
