@@ -134,6 +134,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, pl.LightningModule, 
     hide_lightning_tips()
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all",
                           **trainer_plugins(cfg.trainer))
+    no_lightning_requeue(trainer)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     for logger in loggers:
         logger.log_hyperparams(resolved)
@@ -149,6 +150,14 @@ def trainer_plugins(trainer_cfg: DictConfig) -> dict[str, list]:
     if SLURMEnvironment.detect():
         plugins.append(SLURMEnvironment(auto_requeue=False))
     return {"plugins": plugins}
+
+
+def no_lightning_requeue(trainer: pl.Trainer) -> None:
+    """Lightning's SLURM auto-requeue off also when `trainer.plugins` names its own plugins (Lightning then detects
+    SLURM itself, with auto-requeue on): the submitit launcher requeues, a job is never requeued twice."""
+    environment = trainer._accelerator_connector.cluster_environment
+    if isinstance(environment, SLURMEnvironment) and environment.auto_requeue:
+        environment.auto_requeue = False
 
 
 def run(cfg: DictConfig) -> dict[str, float]:

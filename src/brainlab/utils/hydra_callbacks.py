@@ -39,12 +39,16 @@ def check_resume(config: DictConfig) -> None:
         raise ConfigError("resume=true continues an Optuna sweep (hparams_search=optuna); a grid multirun starts "
                           "in a new hydra.sweep.dir")
     storage = str(config.hydra.sweeper.get("storage") or "")
-    if not storage and not (sweep_dir / "optuna_trials.json").is_file():
-        raise ConfigError(f"resume=true: no study to continue in hydra.sweep.dir={sweep_dir} (no optuna_trials.json): "
-                          "point hydra.sweep.dir at the sweep to resume")
+    legacy = sweep_dir / "optuna_trials.json"  # the study of sweep dirs of an earlier version: copied on resume
+    if legacy.is_file():
+        return
+    if not storage:
+        raise ConfigError(f"resume=true: hydra.sweeper.storage=null keeps the study in memory, nothing to continue in "
+                          f"hydra.sweep.dir={sweep_dir}: resume a sweep that ran with a storage (the default "
+                          "sqlite:///<sweep dir>/optuna.db)")
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
-        raise ConfigError(f"resume=true: no study to continue at {storage} (hydra.sweep.dir={sweep_dir}): "
-                          "point hydra.sweep.dir at the sweep to resume")
+        raise ConfigError(f"resume=true: no study to continue in hydra.sweep.dir={sweep_dir} (no "
+                          f"{storage.removeprefix('sqlite:///')}): point hydra.sweep.dir at the sweep to resume")
 
 
 def stop_with(err: ConfigError) -> None:
