@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import subprocess
@@ -34,8 +35,14 @@ def git_state(cwd: Path | None = None) -> dict[str, Any]:
 
 def installed_packages() -> list[str]:
     """`pip freeze`-style `name==version` lines of the running environment."""
+    return list(_installed_packages())
+
+
+@functools.cache
+def _installed_packages() -> tuple[str, ...]:
+    """Read once per process (~0.25 s of metadata; a multirun's jobs share the interpreter and its packages)."""
     found = {(d.metadata["Name"] or "").lower(): d.version for d in metadata.distributions()}
-    return sorted(f"{name}=={version}" for name, version in found.items() if name)
+    return tuple(sorted(f"{name}=={version}" for name, version in found.items() if name))
 
 
 def write_record(cfg: DictConfig, output_dir: Path, seed: int, resumed_from: str | None = None) -> Path:
