@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from brainlab.core.errors import BrainlabError, ConfigError, find_brainlab_error
+from brainlab.core.errors import BrainlabError, ConfigError, find_brainlab_error, worker_original
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,25 @@ def one_line(text: str) -> str:
     return "; ".join(lines)
 
 
+def worker_message(text: str) -> str:
+    """`text`, or the original message where it is torch's re-raise of an error from a DataLoader worker."""
+    original = worker_original(text)
+    return original[1] if original else text
+
+
+def worker_traceback(exc: BaseException) -> str:
+    """The DataLoader worker's traceback behind `exc` (torch puts it in the re-raised error's message), or ''."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        kept = getattr(current, "worker_traceback", "") or (str(current) if worker_original(str(current)) else "")
+        if kept:
+            return kept
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return ""
+
+
 def log_files() -> list[Path]:
     """The files the logging system writes (Hydra's job log in the run dir)."""
     return [Path(h.baseFilename) for h in file_handlers()]
@@ -76,6 +95,9 @@ def file_handlers() -> list[logging.FileHandler]:
 def save_traceback(exc: BaseException, output_dir: str | Path | None = None) -> Path | None:
     """The full traceback into the run's log file, else `<output_dir>/error.log`, else a temp file; its path."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    worker = worker_traceback(exc)
+    if worker:
+        text += f"\nthe DataLoader worker's traceback:\n{worker}"
     files = log_files()
     if files:
         record = logging.LogRecord("brainlab", logging.ERROR, __file__, 0, "the full traceback:\n%s", (text,), None)
@@ -107,11 +129,14 @@ def report(exc: BaseException, output_dir: str | Path | None = None, known: Brai
     known = known or find_brainlab_error(exc) or os_error(exc)
     where = save_traceback(exc, output_dir)
     if known is not None:
-        line, status = one_line(str(known)), BAD_INPUT
+        line, status = one_line(worker_message(str(known))), BAD_INPUT
     else:
         cause = exc.__cause__ if exc.__cause__ is not None and not str(exc).strip() else exc
         detail = f" (the traceback is in {where}; HYDRA_FULL_ERROR=1 prints it)" if where else ""
-        line, status = f"unexpected {type(cause).__name__}: {one_line(str(cause))}{detail}", UNEXPECTED
+        original = worker_original(str(cause))
+        what = f"{type(cause).__name__} {original[0]}: {original[1]}" if original else \
+            f"{type(cause).__name__}: {cause}"
+        line, status = f"unexpected {one_line(what)}{detail}", UNEXPECTED
     log.debug("%s", line)
     print(f"error: {line}", file=sys.stderr)
     return status

@@ -3,7 +3,8 @@
 Each bad value stops the run before anything is built or written, with one `ConfigError` line that names the key
 and the fix. Library checks are reused where they exist (torch's optimizer arguments, the scheduler's own), but
 always answered in one line naming the key. A plug's unknown key is refused with the plug, its accepted keys and
-the closest match.
+the closest match; a metric name (`monitor`, `optimized_metric`, a callback's `monitor`) the phase never logs, with
+the phase's metrics (its `logged_metrics`) and the closest match; a size preset without the model it sizes.
 """
 
 from __future__ import annotations
@@ -86,23 +87,52 @@ def locate(target: str) -> Any | None:
         return None
 
 
-def accepted_keys(obj: Any) -> list[str] | None:
+#: plugs whose `**kwargs` go to a member they build (not up to `super().__init__`): the member's target and the
+#: arguments the plug sets on it itself
+FORWARDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "brainlab.data.multimodal_synthetic.MultimodalSyntheticDataModule":
+        ("brainlab.data.multimodal_synthetic.MultimodalSynthetic", ("split",)),
+}
+#: plugs (by config key) whose `**kwargs` are filled elsewhere at call time (a `_partial_` factory), and where:
+#: their own node takes only the named arguments
+CALL_TIME_KWARGS = {"backend": "model.net.neuron"}
+
+
+def accepted_keys(obj: Any, named_only: bool = False) -> list[str] | None:
     """The keyword arguments `obj` accepts (a class: along its `__init__`s while they pass `**kwargs` up), or None
-    when it takes any keyword."""
+    when it takes any keyword. `named_only`: its `**kwargs` come from elsewhere, only the named ones count."""
     names: list[str] = []
-    chain = [k.__init__ for k in inspect.getmro(obj) if "__init__" in vars(k)] if inspect.isclass(obj) else [obj]
+    if inspect.isclass(obj):
+        chain = [k.__init__ for k in inspect.getmro(obj) if "__init__" in vars(k)]
+        bare = obj.__new__ is object.__new__  # `object.__init__` at the end of the chain takes nothing
+    else:
+        chain, bare = [obj], False
     for function in chain:
+        if function is object.__init__ and bare:
+            return list(dict.fromkeys(names))
         try:
             params = inspect.signature(function).parameters.values()
         except (TypeError, ValueError):
             return None
         names += [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name != "self"]
         rest = [p.name for p in params if p.kind is p.VAR_KEYWORD]
-        if not rest:
+        if not rest or named_only:
             return list(dict.fromkeys(names))
         if not passes_up(function, rest[0]):
-            return None  # `**kwargs` go somewhere else (a member, a dataset): any key may be right
+            return forwarded(obj, names)
     return None
+
+
+def forwarded(obj: Any, names: list[str]) -> list[str] | None:
+    """`names` and the arguments of the member `obj` hands its `**kwargs` to (FORWARDS), or None (unknown)."""
+    target = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+    if target not in FORWARDS:
+        return None  # `**kwargs` go somewhere else (a member, a dataset): any key may be right
+    member, set_by_plug = FORWARDS[target]
+    accepted = accepted_keys(locate(member)) if locate(member) is not None else None
+    if accepted is None:
+        return None
+    return list(dict.fromkeys([*names, *(n for n in accepted if n not in set_by_plug)]))
 
 
 def passes_up(function: Any, kwargs_name: str) -> bool:
@@ -120,22 +150,27 @@ def check_plug_keys(key: str, node: Mapping[str, Any]) -> None:
     obj = locate(str(target)) if target else None
     if obj is None:
         return
-    accepted = accepted_keys(obj)
+    elsewhere = CALL_TIME_KWARGS.get(key)
+    accepted = accepted_keys(obj, named_only=elsewhere is not None)
     if accepted is None:
         return
     for name in node:
         if str(name).startswith("_") or name in accepted:
             continue
+        hint = f" (the settings it is called with go under {elsewhere}.*)" if elsewhere else ""
         raise ConfigError(
             f"{key}.{name} is not a setting of {key} ({target}){closest(str(name), accepted)}; "
-            f"it accepts: {', '.join(accepted)}")
+            f"it accepts: {', '.join(accepted) or 'no settings'}{hint}")
 
 
 def walk_plugs(key: str, node: Any) -> None:
     if isinstance(node, Mapping):
         if "_target_" in node:
             check_plug_keys(key, node)
-        for name, child in node.items():
+        items = list(node.items())
+        if not key:  # a group's own node (`cache`) before the copies interpolated into others (`data.cache`)
+            items.sort(key=lambda item: not (isinstance(item[1], Mapping) and "_target_" in item[1]))
+        for name, child in items:
             if not key and name in NOT_PLUGS:
                 continue
             walk_plugs(f"{key}.{name}" if key else str(name), child)
@@ -315,28 +350,78 @@ def check_data(data: Mapping[str, Any]) -> None:
 
 
 def check_metric_names(cfg: Mapping[str, Any]) -> None:
-    """`monitor` and `optimized_metric`: `<stage>/<name>`, and logged by the phase where it declares its metrics."""
-    declared = declared_metrics(cfg.get("model"))
-    for key in ("monitor", "optimized_metric"):
-        name = cfg.get(key)
+    """`monitor`, `optimized_metric` and every callback's `monitor`: `<stage>/<name>`, and one of the names the
+    phase declares (`logged_metrics`) or a configured callback logs, where the phase declares them."""
+    phase, by_callbacks = declared_metrics(cfg)
+    declared = phase | by_callbacks
+    callbacks = cfg.get("callbacks") if isinstance(cfg.get("callbacks"), Mapping) else {}
+    named = [(key, cfg.get(key)) for key in ("monitor", "optimized_metric")]
+    named += [(f"callbacks.{name}.monitor", entry.get("monitor")) for name, entry in callbacks.items()
+              if isinstance(entry, Mapping) and "monitor" in entry]
+    for key, name in named:
         if name is None:
             continue
         if not isinstance(name, str) or name.split("/", 1)[0] not in STAGES or "/" not in name:
             raise ConfigError(f"{key}={name!r} is not a metric name: use <stage>/<metric> with a stage of "
                               f"{', '.join(STAGES)}, e.g. val/acc")
-        if declared and name not in declared:
-            raise ConfigError(f"{key}={name} is not logged by this phase{closest(name, sorted(declared))}; "
-                              f"it logs: {', '.join(sorted(declared))}")
+        if phase and not is_logged(name, declared):
+            target = str((cfg.get("model") or {}).get("_target_", "the model")).rsplit(".", 1)[-1]
+            others = f"; the callbacks: {', '.join(sorted(by_callbacks))}" if by_callbacks else ""
+            raise ConfigError(
+                f"{key}={name} is never logged{closest(name, sorted(n for n in declared if '*' not in n))}: "
+                f"the phase ({target}) logs {', '.join(sorted(phase))}{others}")
     mode = cfg.get("monitor_mode")
     if mode is not None:
         choice("monitor_mode", mode, ("min", "max"))
 
 
-def declared_metrics(model: Mapping[str, Any] | None) -> set[str]:
-    """The metric names a phase class declares (`logged_metrics`), or an empty set (not declared)."""
-    target = (model or {}).get("_target_")
+#: Lightning's names for a value logged with both on_step and on_epoch (`train/loss` -> `train/loss_step`, ...)
+FORKS = ("_step", "_epoch")
+
+
+def is_logged(name: str, declared: set[str]) -> bool:
+    """Whether `name` is one of the declared names (`*` matches any part), or Lightning's per-step/epoch fork of
+    one."""
+    from fnmatch import fnmatchcase
+
+    bases = [name] + [name[: -len(end)] for end in FORKS if name.endswith(end)]
+    return any(fnmatchcase(base, pattern) for base in bases for pattern in declared)
+
+
+def declared_metrics(cfg: Mapping[str, Any]) -> tuple[set[str], set[str]]:
+    """The metric names the phase declares (its class attribute `logged_metrics`; empty when it declares none) and
+    those the configured callbacks log."""
+    target = (cfg.get("model") or {}).get("_target_")
     phase = locate(str(target)) if target else None
-    return set(getattr(phase, "logged_metrics", ()) or ())
+    declared = set(getattr(phase, "logged_metrics", ()) or ())
+    by_callbacks: set[str] = set()
+    callbacks = cfg.get("callbacks")
+    if isinstance(callbacks, Mapping):
+        for entry in callbacks.values():
+            if isinstance(entry, Mapping) and entry.get("_target_"):
+                by_callbacks |= callback_metrics(str(entry["_target_"]), entry)
+    return declared, by_callbacks
+
+
+def callback_metrics(target: str, entry: Mapping[str, Any]) -> set[str]:
+    """The names a callback logs through the module (`logged_metrics` of its class, or the table here)."""
+    cls = locate(target)
+    if cls is not None and getattr(cls, "logged_metrics", None):
+        return set(cls.logged_metrics)
+    if target.endswith("LearningRateMonitor"):
+        return {"lr-*"}
+    if target.endswith("spike_stats.SpikeStats"):
+        return {"val/rate/*", "test/rate/*"}
+    if target.endswith("neuromorphic.NeuromorphicMetrics"):
+        from brainlab.callbacks.neuromorphic import LOGGED
+
+        return {f"test/{name}" for name in LOGGED}
+    if target.endswith("rollout_eval.RolloutEvaluation"):
+        prefix = str(entry.get("prefix", "test"))
+        names = ("return", "return_std", "episode_length", "success_rate", "normalized_score",
+                 "normalized_score_std", "normalized_score_capped", "normalized_score_capped_std")
+        return {f"{prefix}/{name}" for name in names} | {f"{prefix}/random/{name}" for name in names}
+    return set()
 
 
 def check_loggers(loggers: Any) -> None:
@@ -366,6 +451,28 @@ def check_callbacks(callbacks: Any) -> None:
             choice(f"callbacks.{name}.mode", entry["mode"], ("min", "max"))
 
 
+#: the phase the size presets (conf/preset/*.yaml, `scale.preset`) belong to
+PRESET_PHASE = "brainlab.phases.brain_ai.BrainAIPhase"
+
+
+def check_preset(cfg: DictConfig) -> None:
+    """`preset=<size>` sizes the parts of the integrated model (model=brain_ai): with another model its keys
+    (model.meta_init, model.net.vision, ...) fit nothing; said before they fail to resolve or instantiate."""
+    if not OmegaConf.is_config(cfg):
+        cfg = OmegaConf.create(cfg)
+    preset = OmegaConf.select(cfg, "scale.preset", default=None, throw_on_resolution_failure=False)
+    if preset is None:
+        return
+    target = str(OmegaConf.select(cfg, "model._target_", default="", throw_on_resolution_failure=False) or "")
+    phase, owner = locate(target), locate(PRESET_PHASE)
+    if target == PRESET_PHASE or (inspect.isclass(phase) and inspect.isclass(owner) and issubclass(phase, owner)):
+        return
+    raise ConfigError(
+        f"preset={preset} belongs to model=brain_ai (it sizes the integrated model's parts), but this run's model is "
+        f"{target.rsplit('.', 1)[-1] or 'not set'}: add model=brain_ai (or use experiment=brain_ai preset={preset}), "
+        "or drop preset=")
+
+
 def resolved(cfg: DictConfig) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
@@ -376,6 +483,7 @@ def resolved(cfg: DictConfig) -> dict[str, Any]:
 
 def validate_run(cfg: DictConfig, train: bool | None = None) -> dict[str, Any]:
     """Every check a run's config gets before anything is built or written; returns the resolved config."""
+    check_preset(cfg)
     values = resolved(cfg)
     train = bool(values.get("train", True)) if train is None else train
     check_seed(values.get("seed"))

@@ -94,7 +94,7 @@ def test_generated_dataset_is_not_the_full_published_one(root: Path) -> None:
 
 def test_missing_dataset_is_one_clear_message(tmp_path: Path) -> None:
     dm = MinariDataModule(dataset_id="D4RL/antmaze/umaze-v1", root=str(tmp_path))
-    with pytest.raises(DataError, match=r"not found under data.root=.*data.download=true"):
+    with pytest.raises(DataError, match=r"is empty .*main_data.hdf5.*data.download=true"):
         dm.setup("fit")
 
 

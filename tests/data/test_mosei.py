@@ -103,7 +103,7 @@ def test_csd_release_is_segmented_aligned_and_split_by_folds(tmp_path: Path) -> 
 
 
 def test_csd_format_needs_every_file_and_a_fold_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="CMU_MOSEI_COVAREP.csd.*not found in .*immortal.multicomp"):
+    with pytest.raises(DataError, match="is empty .*CMU_MOSEI_COVAREP.csd.*immortal.multicomp"):
         MoseiDataModule(root=str(tmp_path), format="csd").prepare_data()
     write_csd_release(tmp_path, {"train": ["a"], "valid": ["b"], "test": ["c"]})
     with pytest.raises(ConfigError, match="data.fold_file"):
@@ -152,7 +152,7 @@ def test_mmsa_pickles_use_their_lengths(tmp_path: Path, aligned: bool) -> None:
 
 
 def test_missing_and_wrong_pickles_say_what_to_download(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="mosei_senti_data.pkl not found: put MulT's"):
+    with pytest.raises(DataError, match="is empty .*mosei_senti_data.pkl.*: put MulT's"):
         MoseiDataModule(root=str(tmp_path)).prepare_data()
     import pickle
 

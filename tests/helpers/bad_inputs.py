@@ -1,8 +1,9 @@
 """The table of bad inputs (issue 22): each one must stop with one `error:` line naming the key or file, exit 2.
 
-A row: `Bad(group, args, names, entry)`. `args` are Hydra overrides applied to one composed tiny config (`{tmp}`
-is the test's folder, where `bad_files` wrote the files the rows point at); `names` is what the error line must
-contain. `before` is what the same input gave on the commit before issue 22, measured by running this table
+A row: `Bad(group, args, names, entry, also)`. `args` are Hydra overrides applied to one composed tiny config
+(`{tmp}` is the test's folder, where `bad_files` wrote the files the rows point at); `names` is what the error line
+must contain (the key or file), `also` what else it must say (the fix: the closest match, the plug, the backends
+that can). `before` is what the same input gave on the commit before issue 22, measured by running this table
 there (`line`: one line naming the key or file, `wrapped`: one line that does not name it (a wrapped exception, or
 the wrong cause), `traceback`, `hydra`: Hydra's multi-line message, `silent`: no error at all).
 docs/bad_inputs.md lists the table with its counts.
@@ -19,10 +20,11 @@ import torch
 
 @dataclass(frozen=True)
 class Bad:
-    group: str  # config | compose | checkpoint | eval | output | sample
+    group: str  # config | compose | checkpoint | eval | output | sample | folder | backend
     args: tuple[str, ...]
     names: str
-    entry: str = "train"  # train | eval | cli
+    entry: str = "train"  # train | eval | cli | data (a dataset's experiment, composed fresh)
+    also: tuple[str, ...] = ()
 
     @property
     def before(self) -> str:
@@ -33,8 +35,9 @@ class Bad:
         return f"{self.entry}: {' '.join(self.args) or '(no arguments)'}"
 
 
-def rows(group: str, *cases: tuple[str, str], entry: str = "train") -> list[Bad]:
-    return [Bad(group, tuple(args.split()), names, entry) for args, names in cases]
+def rows(group: str, *cases: tuple[str, ...], entry: str = "train") -> list[Bad]:
+    """`(args, names, *also)` per row."""
+    return [Bad(group, tuple(args.split()), names, entry, tuple(also)) for args, names, *also in cases]
 
 
 TABLE: list[Bad] = [
@@ -89,6 +92,13 @@ TABLE: list[Bad] = [
     *rows("config",
           ("monitor=valid/acc", "monitor"),
           ("monitor_mode=maximum", "monitor_mode")),
+    # names checked against the metrics the phase declares (`logged_metrics`) and the configured callbacks log
+    *rows("config",
+          ("callbacks.model_checkpoint.monitor=val/accc", "callbacks.model_checkpoint.monitor=val/accc",
+           "did you mean val/acc?", "EventSNN", "val/acc_best"),
+          ("optimized_metric=val/acc_bset", "optimized_metric=val/acc_bset", "did you mean val/acc_best?"),
+          ("monitor=val/los", "monitor=val/los", "did you mean val/loss?"),
+          ("optimized_metric=test/return", "optimized_metric=test/return", "the phase (EventSNN) logs")),
     # --- optimizer and scheduler -------------------------------------------------------------------------------
     *rows("config",
           ("model.optimizer.lr=-1", "model.optimizer.lr"),
@@ -145,10 +155,20 @@ TABLE: list[Bad] = [
     *rows("config",
           ("model.net.hidden_dim=abc", "model.net.hidden_dim"),
           ("model.net.n_hidden=0", "model.net.n_hidden"),
-          ("+model.net.hiden_dim=3", "model.net.hiden_dim"),
+          ("+model.net.hiden_dim=3", "model.net.hiden_dim", "FeedForwardSNN", "did you mean hidden_dim?",
+           "it accepts: input_shape"),
           ("model.net.neuron.spike_threshold=abc", "model.net.neuron.spike_threshold"),
           ("+model.net.neuron.recurrent=abc", "model.net.neuron.recurrent"),
           ("+model.foo=1", "model.foo")),
+    # --- a plug's unknown keys: the key, the plug, its accepted keys, the closest match ------------------------
+    *rows("config",
+          ("+data.bath_size=4", "data.bath_size", "SyntheticEventDataModule", "did you mean batch_size?"),
+          ("+cache.foo=1", "cache.foo", "NoCache", "no settings"),
+          ("+backend.foo=1", "backend.foo", "sinabs_backend.neuron", "it accepts: kind", "model.net.neuron")),
+    *rows("config",
+          ("experiment=brain_ai preset=tiny +data.imag_size=8", "data.imag_size", "MultimodalSyntheticDataModule",
+           "did you mean image_size?"),
+          entry="data"),
     # --- callbacks and loggers ---------------------------------------------------------------------------------
     *rows("config",
           ("callbacks.step_checkpoint.every_n_train_steps=-1", "callbacks.step_checkpoint.every_n_train_steps"),
@@ -206,6 +226,36 @@ TABLE: list[Bad] = [
           ("experiment=ssc_snn data.root={tmp}/samples/ssc_label", "ssc_valid.h5 (sample 1)"),
           ("experiment=nab_htm data.root={tmp}/samples/nab_nan", "one.csv line 12"),
           entry="data"),
+    # --- an error inside a DataLoader worker process: the original line, not torch's wrapper with its traceback --
+    *rows("sample",
+          ("experiment=nmnist_snn data.root={tmp}/samples/nmnist_random data.num_workers=2",
+           "Train/1/00002.bin (sample 5)", "data.on_bad_sample=skip"),
+          entry="data"),
+    # --- dataset folders that exist: empty or incomplete, with the files expected (not "not found") -----------
+    *rows("folder",
+          ("experiment=nmnist_snn data.root={tmp}/datasets/empty", "datasets/empty is empty",
+           "NMNIST/Train/<class>/*.bin", "data.download=true"),
+          ("experiment=ssc_snn data.root={tmp}/datasets/ssc_partial", "datasets/ssc_partial/SSC is incomplete",
+           "ssc_valid.h5", "data.download=true"),
+          ("experiment=nab_htm data.root={tmp}/datasets/empty", "datasets/empty is empty",
+           "labels/combined_windows.json", "git clone"),
+          entry="data"),
+    # --- the size presets belong to the integrated model -------------------------------------------------------
+    *rows("config",
+          ("preset=tiny", "preset=tiny", "model=brain_ai", "EventSNN"),
+          entry="cli"),
+    *rows("config",
+          ("experiment=nmnist_snn preset=1b", "preset=1b", "model=brain_ai", "EventSNN"),
+          entry="data"),
+    # --- what a neuron backend cannot do: the backends that can -----------------------------------------------
+    *rows("backend",
+          ("backend=fastsnn +model.net.neuron.reset=zero", "model.net.neuron", "['reset']", "backend=fused",
+           "backend=sinabs"),
+          ("backend=fastsnn +model.net.neuron.recurrent=true", "model.net.neuron", "['recurrent']",
+           "backend=fused", "backend=sinabs"),
+          ("backend=fastsnn model.net.neuron.kind=alif", "model.net.neuron.kind=alif", "backend=fused",
+           "backend=sinabs"),
+          entry="cli"),
     # --- Hydra's own refusals, through the console entry (brainlab train ...) ----------------------------------
     *rows("compose",
           ("model.net.hiden_dim=3", "model.net.hiden_dim"),
@@ -249,6 +299,7 @@ def write_bad_files(folder: Path, model: torch.nn.Module, wide: torch.nn.Module,
     (folder / "empty_folder").mkdir(exist_ok=True)
     (folder / "a_file").write_text("a file, not a folder")
     write_bad_samples(folder)
+    write_bad_folders(folder)
 
 
 #: what a `sample` row adds to its arguments: a tiny run (the event sets as in tests/data)
@@ -256,12 +307,14 @@ SAMPLE_RUN = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "trainer.en
               "callbacks.snn_media=null", "callbacks.neuromorphic=null", "seed=0"]
 SAMPLE_EVENTS = ["data.num_classes=4", "data.batch_size=2", "data.drop_last=false", "model.net.hidden_dim=8"]
 SAMPLE_DATA = {"dvs_gesture_snn": ["data.spatial_factor=0.25", "data.frame_size=32"]}
+#: experiments whose data are no event set (SAMPLE_EVENTS do not apply)
+NOT_EVENTS = ("nab_htm", "brain_ai")
 
 
 def sample_overrides(args: list[str]) -> list[str]:
-    """The full overrides of a `sample` row."""
+    """The full overrides of a `data` row (a `sample` or `folder` row, or a config row of another experiment)."""
     experiment = next(a.split("=", 1)[1] for a in args if a.startswith("experiment="))
-    events = [] if experiment == "nab_htm" else SAMPLE_EVENTS
+    events = [] if experiment in NOT_EVENTS else SAMPLE_EVENTS
     return [*args, *SAMPLE_RUN, *events, *SAMPLE_DATA.get(experiment, [])]
 
 
@@ -299,11 +352,22 @@ def write_bad_samples(folder: Path) -> None:
     write_corpus(folder / "nab_nan", {"a/one.csv": (stamps, values)}, {"a/one.csv": [(5, 9)]})
 
 
+def write_bad_folders(folder: Path) -> None:
+    """Dataset folders that exist but hold nothing (`datasets/empty`) or only part of a dataset (an SSC folder
+    without its validation file)."""
+    from helpers.events import make_ssc
+
+    (folder / "datasets" / "empty").mkdir(parents=True)
+    root = make_ssc(folder / "datasets" / "ssc_partial", train=2, valid=1, test=1, events=20)
+    (root / "SSC" / "ssc_valid.h5").unlink()
+
+
 BEFORE = {"line": "one line naming it", "wrapped": "one line not naming it (wrapped or wrong cause)",
           "traceback": "a traceback", "hydra": "Hydra's multi-line message", "silent": "no error at all"}
 GROUPS = {"config": "config values (train.py)", "checkpoint": "checkpoints (train.py ckpt_path=)",
           "eval": "eval.py", "output": "output dirs", "compose": "Hydra composition (brainlab train ...)",
-          "sample": "corrupt samples (train.py)"}
+          "sample": "corrupt samples (train.py)", "folder": "dataset folders (train.py)",
+          "backend": "neuron backends (brainlab train ...)"}
 
 
 def markdown(table: list[Bad] = TABLE) -> str:
@@ -417,6 +481,26 @@ MEASURED_BEFORE: dict[str, str] = {
     'cli: model.net.hiden_dim=3': 'hydra',
     'cli: data=nope': 'hydra',
     'cli: trainer.max_epochs=[1': 'hydra',
+    # rows added with the metric, preset, backend, folder, worker and plug checks: measured on b84b7dc (in-process
+    # through brainlab.train.main, or `python train.py` for the cli rows)
+    'train: callbacks.model_checkpoint.monitor=val/accc': 'wrapped',  # Lightning's refusal after the first epoch
+    'train: optimized_metric=val/acc_bset': 'silent',  # a warning after the run, exit 0
+    'train: monitor=val/los': 'wrapped',
+    'train: optimized_metric=test/return': 'silent',
+    'train: +data.bath_size=4': 'traceback',
+    'train: +cache.foo=1': 'traceback',
+    'train: +backend.foo=1': 'wrapped',  # blamed model.net.neuron
+    'data: experiment=brain_ai preset=tiny +data.imag_size=8': 'traceback',
+    'data: experiment=nmnist_snn data.root={tmp}/samples/nmnist_random data.num_workers=2': 'silent',
+    'data: experiment=nmnist_snn data.root={tmp}/datasets/empty': 'wrapped',  # "not found"
+    'data: experiment=ssc_snn data.root={tmp}/datasets/ssc_partial': 'wrapped',
+    'data: experiment=nab_htm data.root={tmp}/datasets/empty': 'wrapped',
+    'cli: preset=tiny': 'hydra',  # a TypeError in Hydra's message
+    'data: experiment=nmnist_snn preset=1b': 'traceback',
+    # the fastsnn rows named the key, but not the backends that can
+    'cli: backend=fastsnn +model.net.neuron.reset=zero': 'line',
+    'cli: backend=fastsnn +model.net.neuron.recurrent=true': 'line',
+    'cli: backend=fastsnn model.net.neuron.kind=alif': 'line',
     # corrupt samples: as issue 22 reports them (not re-measured with this runner)
     'data: experiment=nmnist_snn data.root={tmp}/samples/nmnist_empty': 'traceback',
     'data: experiment=nmnist_snn data.root={tmp}/samples/nmnist_truncated': 'traceback',

@@ -1,15 +1,18 @@
 """Every bad input gets one line (issue 22): the table of tests/helpers/bad_inputs.py, run in-process through the
 entry functions (brainlab.train.main, brainlab.eval.main, brainlab.cli.main) on one shared composed config.
 
-Each row asserts exit status 2, no traceback, exactly one `error:` line naming the key or file, and that nothing
-already written changed.
+Each row asserts exit status 2, no traceback (on the terminal or in an error logged on the way), exactly one
+`error:` line naming the key or file and saying the fix it names, and that nothing already written changed.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,6 +57,22 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@contextmanager
+def own_logging() -> Iterator[None]:
+    """The root logger as it was: a run that gets as far as Hydra's job logging leaves handlers on streams (this
+    test's captured ones) and on the run's log file, which later tests must not write to."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def run_row(row: Bad, world: dict, out: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     tmp = world["tmp"]
     args = [a.replace("{tmp}", str(tmp)) for a in row.args]
@@ -68,8 +87,9 @@ def run_row(row: Bad, world: dict, out: Path, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setattr(brainlab.utils.record, "atomic_write_text", refuse)
     with pytest.raises(SystemExit) as stop:
         if row.entry == "cli":
-            cli.main(["train", *TINY, *args, f"hydra.run.dir={out}"])
-        elif row.entry == "data":  # another dataset: composed fresh
+            with own_logging():
+                cli.main(["train", *TINY, *args, f"hydra.run.dir={out / 'run'}"])
+        elif row.entry == "data":  # another experiment (a dataset): composed fresh
             brainlab.train.main(compose_cfg(out, sample_overrides(args)))
         elif row.entry == "eval":
             cfg = world["eval"].copy()
@@ -87,7 +107,7 @@ def run_row(row: Bad, world: dict, out: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize("row", TABLE, ids=[row.id for row in TABLE])
 def test_bad_input_is_one_line(row: Bad, world: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+                               caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.chdir(tmp_path)
@@ -103,7 +123,11 @@ def test_bad_input_is_one_line(row: Bad, world: dict, tmp_path: Path, capsys: py
     assert "Traceback" not in text
     assert len(lines) == 1, text[-2000:]
     assert row.names in lines[0]
+    for fix in row.also:
+        assert fix in lines[0], lines[0]
     assert "\n" not in lines[0]
+    logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not any("Traceback" in message for message in logged), "an error logged on the way has a traceback"
     assert snapshot(world["tmp"]) == before, "a bad input changed a file already written"
     assert (out / "kept.txt").read_text() == "written before"
 

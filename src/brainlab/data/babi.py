@@ -28,7 +28,7 @@ from torch.utils.data import Dataset
 from brainlab.core.babi_tasks import TASK_NAMES
 from brainlab.core.checks import check_choice, positive_int
 from brainlab.core.errors import ConfigError, DataError
-from brainlab.data.base import SplitDataModule
+from brainlab.data.base import SplitDataModule, missing_data
 from brainlab.data.splits import check_fraction
 
 log = logging.getLogger(__name__)
@@ -341,11 +341,11 @@ class BabiDataModule(SplitDataModule):
         missing = [t for t, f in files.items() if not {"train", "test"} <= set(f)]
         if missing:
             what = f"task(s) {missing}" if missing != self.task_ids or len(missing) == 1 else "tasks"
-            raise DataError(
-                f"bAbI {self.variant} {what} not found in {self.variant_dir}: unpack {ARCHIVE} "
-                f"({URL}) into {self.root} so that {self.variant_dir}/qa1_*_train.txt exists, "
-                "or pass data.download=true"
-            )
+            fix = (f"unpack {ARCHIVE} ({URL}) into {self.root} so that {self.variant_dir}/qa1_*_train.txt exists, "
+                   "or pass data.download=true")
+            files = what if what != "tasks" else "the task files (qa<N>_*_train.txt, qa<N>_*_test.txt)"
+            raise missing_data(f"bAbI {self.variant}", self.variant_dir, [files], fix, root=self.root,
+                               not_found=f"bAbI {self.variant} {what} not found in {self.variant_dir}: {fix}")
         return files
 
     # --- vocabulary (travels with the checkpoint) ----------------------------------------------------

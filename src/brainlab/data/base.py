@@ -9,10 +9,14 @@ transform. Dataset files only say what is particular to their dataset.
 Every loader draws its order from a `brainlab.data.sampler.SeededSampler` keyed by (seed, epoch), whatever the
 cache; `resume_training_at(epoch, batches)` (the `brainlab.core.resume.ResumableData` interface, called by the
 resume-state callback) makes the next training loader start after the batches a resumed run already did.
+
+`missing_data` is the one message of every dataset whose files are not there: "not found" only when the folder
+does not exist; a folder that exists is "empty" or "incomplete", with the files expected.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,9 +24,37 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from brainlab.core.errors import DataError
 from brainlab.data.caching import CacheStrategy, NoCache, transform_key
 from brainlab.data.loaders import LoaderSettings
 from brainlab.data.sampler import SeededSampler
+
+
+def holds_files(folder: Path) -> bool:
+    """Whether any file lies under `folder` (at any depth; stops at the first)."""
+    return any(files for _, _, files in os.walk(folder))
+
+
+def missing_data(dataset: str, folder: Path, missing: Sequence[str | Path], fix: str, root: Path | None = None,
+                 not_found: str | None = None) -> DataError:
+    """The one line for a dataset whose files `missing` (under `folder`) are not there, saying which case it is.
+
+    `folder` holds the dataset's files; `root` is the folder the user named (`data.root`, default `folder`), of
+    which `folder` may be a part. The folder exists but holds no file (or `folder` is absent and `root` holds no
+    file): "<folder> is empty". It holds files, just not these: "<folder> is incomplete". Neither exists (or
+    `folder` is absent from a `root` that holds other things): "not found", in the dataset's own words
+    (`not_found`) where it has them. `fix` says where the files go or how to get them.
+    """
+    root = folder if root is None else root
+    names = ", ".join(str(m) for m in missing)
+    absent = not folder.exists()
+    if (not absent and not holds_files(folder)) or (absent and root.is_dir() and not holds_files(root)):
+        empty = folder if folder.is_dir() else root
+        return DataError(f"{dataset}: {empty} is empty (the folder exists but holds no files; expected "
+                         f"{names}): {fix}")
+    if folder.is_dir():
+        return DataError(f"{dataset}: {folder} is incomplete ({names} not found in it): {fix}")
+    return DataError(not_found or f"{dataset}: {folder} not found (expected {names} there): {fix}")
 
 
 class DataModule(pl.LightningDataModule):

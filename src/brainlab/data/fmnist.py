@@ -29,6 +29,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from brainlab.core.errors import ConfigError, DataError
+from brainlab.data.base import missing_data
 from brainlab.data.events import EventDataModule
 
 log = logging.getLogger(__name__)
@@ -190,8 +191,9 @@ class FashionMNISTDataModule(EventDataModule):
             missing = [n for n in FILES[split] if self.find(n) is None]
         if missing:
             names = ", ".join(f"{n}[.gz]" for s in FILES for n in FILES[s])
-            raise DataError(f"fmnist: {', '.join(missing)} not found in {self.root}. Put the Fashion-MNIST files "
-                            f"there ({names}), or pass data.download=true to download them")
+            fix = f"put the Fashion-MNIST files there ({names}), or pass data.download=true to download them"
+            raise missing_data("fmnist", self.root, missing, fix,
+                               not_found=f"fmnist: {', '.join(missing)} not found in {self.root}. P{fix[1:]}")
         return [self.find(n) for n in FILES[split]]  # type: ignore[misc]
 
     def make_dataset(self, split: str, transform: Callable) -> FashionMNIST:

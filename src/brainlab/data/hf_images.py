@@ -23,6 +23,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from brainlab.core.errors import ConfigError, DataError
+from brainlab.data.base import holds_files, missing_data
 from brainlab.data.imagenet import is_imagenet_1k
 from brainlab.data.images import DecodeImage, ImageDataModule
 
@@ -115,6 +116,11 @@ class HFImageDataModule(ImageDataModule):
 
         folder = Path(self.path).expanduser()
         saved = folder.is_dir() and any((folder / f).is_file() for f in ("dataset_dict.json", "state.json"))
+        if folder.is_dir() and not holds_files(folder):  # a folder, so not a Hub name: say it is empty
+            raise missing_data("hf_images", folder, ["a save_to_disk folder (dataset_dict.json) or an image folder "
+                                                     "(<dir>/train/<class>/*.jpg)"],
+                               "put the dataset there (or point data.path at it), or pass data.download=true with "
+                               "a Hugging Face dataset name")
         try:
             if saved:
                 loaded = datasets.load_from_disk(str(folder))

@@ -24,6 +24,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from brainlab.core.errors import DataError
+from brainlab.data.base import missing_data
 from brainlab.data.images import DecodeImage, ImageDataModule
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,10 @@ class ImageFolderDataModule(ImageDataModule):
     def sources(self) -> dict[str, Dataset]:
         train_dir = self.root / self.dirs["train"]
         if not train_dir.is_dir() or not class_folders(train_dir):
-            raise DataError(f"{self.dataset_name}: no class folders in {train_dir}: expected {self.layout()}")
+            raise missing_data(self.dataset_name, self.root, [f"{train_dir}/<class>/<image>"],
+                               f"put the images there: {self.layout()}",
+                               not_found=f"{self.dataset_name}: no class folders in {train_dir}: expected "
+                                         f"{self.layout()}")
         self.classes = class_folders(train_dir)
         class_to_idx = {name: i for i, name in enumerate(self.classes)}
         found = {"train": scan_split(train_dir, class_to_idx, self.dataset_name, every_class=True)}

@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from brainlab.core.errors import ConfigError, DataError
-from brainlab.data.base import DataModule
+from brainlab.data.base import DataModule, holds_files, missing_data
 
 log = logging.getLogger(__name__)
 
@@ -209,13 +209,15 @@ class MinariDataModule(DataModule):
             self.root.mkdir(parents=True, exist_ok=True)
         with datasets_path(self.root):
             local = self.root.joinpath(*self.dataset_id.split("/"))
-            if not local.is_dir():
+            if not local.is_dir() or not holds_files(local):
                 if not self.download:
-                    raise DataError(
-                        f"Minari dataset {self.dataset_id!r} not found under data.root={self.root} "
-                        f"(expected {local}/data/main_data.hdf5): pass data.download=true to fetch it with minari, "
-                        f"or run `MINARI_DATASETS_PATH={self.root} minari download {self.dataset_id}`"
-                    )
+                    fix = (f"pass data.download=true to fetch it with minari, or run "
+                           f"`MINARI_DATASETS_PATH={self.root} minari download {self.dataset_id}`")
+                    raise missing_data(
+                        f"Minari dataset {self.dataset_id!r}", local, [f"{local}/data/main_data.hdf5"], fix,
+                        root=self.root,
+                        not_found=(f"Minari dataset {self.dataset_id!r} not found under data.root={self.root} "
+                                   f"(expected {local}/data/main_data.hdf5): {fix}"))
                 try:
                     minari.download_dataset(self.dataset_id)
                 except Exception as exc:  # network, unknown id, remote storage: minari raises several types

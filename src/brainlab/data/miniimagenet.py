@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from brainlab.core.errors import ConfigError, DataError
+from brainlab.data.base import missing_data
 from brainlab.data.episodes import SPLIT_CODES, EpisodicDataModule
 
 CSVS = {split: f"{split}.csv" for split in SPLIT_CODES}
@@ -111,11 +112,11 @@ class MiniImageNetDataModule(EpisodicDataModule):
         if not (self.root / IMAGES).is_dir():
             missing.append(f"{self.root / IMAGES}/")
         if missing:
-            raise DataError(
-                f"mini-ImageNet not found: {', '.join(missing)} missing; put the Ravi & Larochelle split CSVs "
-                f"({', '.join(CSVS.values())}, columns filename,label) and the {IMAGES}/ folder of the 60,000 "
-                f"JPEGs they name (n0153282900000005.jpg ...) in {self.root}, or set data.root"
-            )
+            fix = (f"put the Ravi & Larochelle split CSVs ({', '.join(CSVS.values())}, columns filename,label) and "
+                   f"the {IMAGES}/ folder of the 60,000 JPEGs they name (n0153282900000005.jpg ...) in {self.root}, "
+                   "or set data.root")
+            raise missing_data("mini-ImageNet", self.root, missing, fix,
+                               not_found=f"mini-ImageNet not found: {', '.join(missing)} missing; {fix}")
         return paths
 
     def load_splits(self) -> dict[str, tuple[list[str], list]]:

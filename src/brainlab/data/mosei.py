@@ -34,7 +34,7 @@ from torch.utils.data import Dataset
 
 from brainlab.core.checks import check_choice, positive_int
 from brainlab.core.errors import ConfigError, DataError
-from brainlab.data.base import SplitDataModule
+from brainlab.data.base import SplitDataModule, missing_data
 
 log = logging.getLogger(__name__)
 
@@ -327,14 +327,17 @@ class MoseiDataModule(SplitDataModule):
         if self.format == "pickle":
             path = self._path(self.pickle_file)
             if not path.is_file():
-                raise DataError(f"MOSEI pickle {path} not found: put {PICKLE_HINT} into {self.root} and set "
-                                "data.pickle_file (or use data.format=csd with the SDK's .csd files)")
+                fix = (f"put {PICKLE_HINT} into {self.root} and set data.pickle_file (or use data.format=csd with the "
+                       "SDK's .csd files)")
+                raise missing_data("MOSEI", path.parent, [path.name], fix, root=self.root,
+                                   not_found=f"MOSEI pickle {path} not found: {fix}")
             return {"pickle": path}
         paths = {k: self._path(v) for k, v in self.csd_files.items()}
         missing = [p.name for p in paths.values() if not p.is_file()]
         if missing:
-            raise DataError(f"MOSEI computational sequences {missing} not found in {self.root}: download "
-                            f"{CSD_HINT} from {SDK_URL} into {self.root} (names via data.csd_files)")
+            fix = f"download {CSD_HINT} from {SDK_URL} into {self.root} (names via data.csd_files)"
+            raise missing_data("MOSEI computational sequences", self.root, missing, fix,
+                               not_found=f"MOSEI computational sequences {missing} not found in {self.root}: {fix}")
         if self.fold_file is None:
             raise ConfigError("data.format=csd needs data.fold_file: a JSON {train, valid, test} of video ids or "
                               "the SDK's cmu_mosei_std_folds.py")

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from brainlab.core.errors import ConfigError, DataError
 from brainlab.core.nab_windows import window_rows, windows_from_labels
-from brainlab.data.base import DataModule
+from brainlab.data.base import DataModule, missing_data
 from brainlab.data.samples import bad_sample_policy
 
 log = logging.getLogger(__name__)
@@ -207,10 +207,12 @@ class NABDataModule(DataModule):
             return
         windows_path = self.root / "labels" / self.windows_file
         if not (self.root / "data").is_dir() or not windows_path.is_file():
-            raise DataError(
+            csvs = (self.root / "data").is_dir() and any((self.root / "data").rglob("*.csv"))
+            missing = [*([] if csvs else ["data/<category>/<name>.csv"]),
+                       *([] if windows_path.is_file() else [f"labels/{self.windows_file}"])]
+            raise missing_data("NAB corpus", self.root, missing, GET_IT, not_found=(
                 f"NAB corpus not found at {self.root} (needs data/<category>/<name>.csv and "
-                f"labels/{self.windows_file}): {GET_IT}"
-            )
+                f"labels/{self.windows_file}): {GET_IT}"))
         windows = self._load_json(windows_path)
         labels_path = self.root / "labels" / self.labels_file
         labels = self._load_json(labels_path) if labels_path.is_file() else {}

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from brainlab.core.errors import DataError
+from brainlab.data.base import missing_data
 from brainlab.data.episodes import EpisodicDataModule
 from brainlab.data.splits import check_fraction
 
@@ -64,11 +65,11 @@ class OmniglotDataModule(EpisodicDataModule):
         folders = {k: self.root / v for k, v in FOLDERS.items()}
         missing = [p for p in folders.values() if not p.is_dir() or not character_dirs(p)]
         if missing:
-            raise DataError(
-                f"Omniglot not found: {', '.join(str(p) for p in missing)} missing; unzip {' and '.join(ZIPS)} "
-                f"(github.com/brendenlake/omniglot) into {self.root} (-> {self.root}/images_background/"
-                "<alphabet>/<character>/*.png) or set data.root"
-            )
+            fix = (f"unzip {' and '.join(ZIPS)} (github.com/brendenlake/omniglot) into {self.root} (-> "
+                   f"{self.root}/images_background/<alphabet>/<character>/*.png) or set data.root")
+            names = [f"{p}/<alphabet>/<character>/*.png" for p in missing]
+            raise missing_data("Omniglot", self.root, names, fix, not_found=(
+                f"Omniglot not found: {', '.join(str(p) for p in missing)} missing; {fix}"))
         return folders
 
     def load_splits(self) -> dict[str, tuple[list[str], list[torch.Tensor]]]:

@@ -20,6 +20,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from brainlab.core.errors import DataError
+from brainlab.data.base import missing_data
 from brainlab.data.events import EventDataModule
 from brainlab.data.samples import CheckedEvents, first_line
 
@@ -82,6 +83,10 @@ class TonicDataModule(EventDataModule):
     def missing(self, split: str) -> list[Path]:
         return [p for p in self.required(split) if not p.exists()]
 
+    def expected(self, split: str) -> list[str]:
+        """The missing files of `split` as the message names them."""
+        return [str(p) for p in self.missing(split)]
+
     def check_files(self, split: str) -> None:
         """Raise the one-line message for a missing dataset, or download it when `data.download=true`."""
         if not self.missing(split):
@@ -91,10 +96,10 @@ class TonicDataModule(EventDataModule):
             if not self.missing(split):
                 return
         missing = ", ".join(str(p) for p in self.missing(split))
-        raise DataError(
-            f"{self.dataset_name}: {missing} not found. Put the {self.dataset_name} files under "
-            f"{self.folder} ({self.expected_layout()}), or pass data.download=true to download them"
-        )
+        fix = (f"put the {self.dataset_name} files under {self.folder} ({self.expected_layout()}), or pass "
+               "data.download=true to download them")
+        raise missing_data(self.dataset_name, self.folder, self.expected(split), fix, root=self.root,
+                           not_found=f"{self.dataset_name}: {missing} not found. {fix[0].upper()}{fix[1:]}")
 
     def fetch(self, split: str) -> None:
         """tonic's own download (md5-checked); a failure names the host and the manual route."""
@@ -282,6 +287,9 @@ class FolderTonicDataModule(TonicDataModule):
 
     def missing(self, split: str) -> list[Path]:
         return [p for p in self.required(split) if not event_files(p, self.reader_class.suffix)]
+
+    def expected(self, split: str) -> list[str]:
+        return [f"{p}/<class>/*{self.reader_class.suffix}" for p in self.missing(split)]
 
     def download_kwargs(self, split: str) -> dict[str, Any]:
         return {"train": split != "test"}

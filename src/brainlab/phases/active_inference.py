@@ -21,7 +21,7 @@ from torch import nn
 
 from brainlab.core.errors import ConfigError
 from brainlab.nets.active_inference import EFEPlanner
-from brainlab.phases.base import Phase, as_container
+from brainlab.phases.base import Phase, as_container, per_stage
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,9 @@ POLICIES = ("efe", "habit", "random")
 
 class ActiveInferencePhase(Phase):
     """Trains the world model by free energy; acts by expected free energy (`act`)."""
+
+    #: the terms of `ActiveInferenceNet.free_energy`, per stage
+    logged_metrics = per_stage("loss", "free_energy", "recon", "kl", "outcome", "overshoot", "habit")
 
     def __init__(
         self,

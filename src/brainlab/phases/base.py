@@ -31,6 +31,11 @@ def as_container(cfg: Any) -> Any:
     return cfg
 
 
+def per_stage(*names: str, stages: tuple[str, ...] = ("train", "val", "test")) -> tuple[str, ...]:
+    """`<stage>/<name>` for every stage and name: the usual part of a phase's `logged_metrics`."""
+    return tuple(f"{stage}/{name}" for stage in stages for name in names)
+
+
 def keep_neuron_states(phase: Phase, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
     """Load-state-dict pre-hook: neuron states keep their current (reset) values, also from older checkpoints
     that stored them. A hook, not an override, so it also runs when FSDP loads the phase as a submodule."""
@@ -40,6 +45,11 @@ def keep_neuron_states(phase: Phase, state_dict: dict[str, Any], prefix: str, *_
 
 class Phase(pl.LightningModule):
     """Base LightningModule: subclasses implement `step(batch, stage) -> loss` and their metrics."""
+
+    #: every name the phase logs with `self.log` (`*` stands for a part named by the data, e.g. a bAbI task);
+    #: brainlab.validate checks `monitor`, `optimized_metric` and the callbacks' `monitor` against it at setup
+    #: (empty: not declared, not checked). tests/phases/test_logged_metrics.py holds it to what a fit logs.
+    logged_metrics: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -172,6 +182,8 @@ class BestValAccuracyPhase(Phase):
 
     Subclasses return the epoch's validation accuracy from `val_accuracy()`.
     """
+
+    logged_metrics: tuple[str, ...] = ("val/acc_best",)
 
     def __init__(self, **base: Any) -> None:
         super().__init__(**base)

@@ -25,12 +25,14 @@ from torchmetrics.classification import MulticlassAccuracy
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
 from brainlab.nets.brain_ai.model import is_on_meta, materialize, named_rule_buffers
-from brainlab.phases.base import BestValAccuracyPhase
+from brainlab.phases.base import BestValAccuracyPhase, per_stage
 
 STAGES = ("train", "val", "test")
 
 
 class BrainAIPhase(BestValAccuracyPhase):
+    logged_metrics = (*per_stage("loss", "acc", "ce", "free_energy", "spike_rate"), "val/acc_best")
+
     def __init__(self, num_classes: int, free_energy_weight: float = 0.1, num_threads: int | None = None,
                  meta_init: bool = False, meta_inner_steps: int = 0, meta_inner_lr: float = 0.01,
                  meta_first_order: bool = True, **base: Any) -> None:

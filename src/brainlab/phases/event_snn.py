@@ -10,11 +10,13 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.core.checks import positive_int
-from brainlab.phases.base import BestValAccuracyPhase
+from brainlab.phases.base import BestValAccuracyPhase, per_stage
 
 
 class EventSNN(BestValAccuracyPhase):
     """Logs `train/loss`, `train/acc`, `val/loss`, `val/acc`, `val/acc_best`, `test/loss`, `test/acc`."""
+
+    logged_metrics = (*per_stage("loss", "acc"), "val/acc_best")
 
     def __init__(self, num_classes: int, **base: Any) -> None:
         positive_int("model.num_classes", num_classes)

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 class HTMPhase(Phase):
     """Streams NAB files through an HTM net (`model.net`), writes NAB results, scores them at test."""
 
+    #: rows per second while streaming; at test each NAB profile's score and threshold (`nab_*`: other profiles)
+    logged_metrics = ("train/rows_per_s", "test/rows_per_s", *(f"test/{name}{end}" for name in METRIC_NAMES.values()
+                                                              for end in ("", "_threshold")), "test/nab_*")
+
     def __init__(
         self,
         net: nn.Module | dict[str, Any],

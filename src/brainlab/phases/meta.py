@@ -34,7 +34,7 @@ from torchmetrics import CatMetric, MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.core.errors import ConfigError
-from brainlab.phases.base import Phase
+from brainlab.phases.base import Phase, per_stage
 
 STAGES = ("train", "val", "test")
 Params = dict[str, torch.Tensor]
@@ -42,6 +42,9 @@ Params = dict[str, torch.Tensor]
 
 class MAML(Phase):
     """Model-agnostic meta-learning over batches of episodes (see the module docstring)."""
+
+    logged_metrics = (*per_stage("loss", "acc"), "train/loss_step", "val/acc_best", "test/acc_unadapted",
+                      "test/acc_ci95", "test/episodes", "inner_lr/*")
 
     def __init__(
         self,

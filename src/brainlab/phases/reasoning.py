@@ -33,7 +33,7 @@ from brainlab.core.babi_tasks import TASK_NAMES
 from brainlab.core.checks import check_choice
 from brainlab.core.datamodule import QuestionData
 from brainlab.core.errors import ConfigError
-from brainlab.phases.base import Phase
+from brainlab.phases.base import Phase, per_stage
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,11 @@ def table_markdown(rows: Sequence[Mapping[str, Any]], threshold: float, note: st
 
 class ReasoningPhase(Phase):
     """Question answering with a memory network, per-task accuracy, and supporting-fact supervision."""
+
+    #: per-task names end in `qa<task>` (the tasks the data holds)
+    logged_metrics = (*per_stage("loss", "answer_loss", "support_loss", "acc", "mean_acc", "failed_tasks",
+                                 "support_recall", "acc/qa*", "support_recall/qa*"),
+                      "val/mean_acc_best", "val/acc_best")
 
     #: written into the run dir at test time; targets.md links it
     report_files = ["babi_tasks.md"]

@@ -12,7 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
-from brainlab.phases.base import BestValAccuracyPhase, as_container
+from brainlab.phases.base import BestValAccuracyPhase, as_container, per_stage
 
 
 class VisionSNN(BestValAccuracyPhase):
@@ -22,6 +22,8 @@ class VisionSNN(BestValAccuracyPhase):
     `val/acc_best`. `presets` holds alternative net configs to pick with `model.net=${model.presets.<name>}`
     (it is not used here). `num_threads`: torch CPU threads while fitting/testing (None: torch's default).
     """
+
+    logged_metrics = (*per_stage("loss", "acc", "acc_top5"), "val/acc_best")
 
     def __init__(self, num_classes: int, label_smoothing: float = 0.0, presets: Mapping[str, Any] | None = None,
                  num_threads: int | None = None, **base: Any) -> None:

@@ -22,9 +22,10 @@ from torchmetrics import MaxMetric, MeanMetric, MinMetric
 from brainlab.core.checks import check_choice
 from brainlab.core.datamodule import ModalityData, full_dataset
 from brainlab.core.errors import ConfigError
+from brainlab.metrics.sentiment import NAMES as SENTIMENT_NAMES
 from brainlab.metrics.sentiment import SentimentMetrics, WinCounts
 from brainlab.nets.workspace import winners
-from brainlab.phases.base import Phase
+from brainlab.phases.base import Phase, per_stage
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ def wins_figure(counts: torch.Tensor, modalities: tuple[str, ...], path: Path) -
 
 class WorkspacePhase(Phase):
     """Sentiment regression with MOSEI metrics and workspace win statistics."""
+
+    #: `win/<modality>`: how often each modality won the workspace (nets with a workspace)
+    logged_metrics = (*per_stage("loss", *SENTIMENT_NAMES, "win/*"), "val/acc7_best", "val/mae_best")
 
     report_files = ["workspace_wins.md"]
 

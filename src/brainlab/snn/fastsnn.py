@@ -15,6 +15,7 @@ The paper's non-spiking leaky readout and the net with it (`ReadoutSNN`) are in 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +26,15 @@ import torch
 from torch import nn
 
 from brainlab.core.checks import check_choice
+from brainlab.core.cli_args import closest
 from brainlab.core.errors import ConfigError
 from brainlab.snn.filters import causal_filter, causal_filter_transposed, decay_powers
 from brainlab.snn.parallel import rows_in_parallel
-from brainlab.snn.plug import Backend
+from brainlab.snn.plug import KINDS as PLUG_KINDS
+from brainlab.snn.plug import Backend, Support, supporting
 
 KNOWN = ("kind", "spike_threshold", "tau_mem", "dt", "surrogate_scale")
+KINDS = ("iaf", "lif")
 
 
 class FastSigmoidStep(torch.autograd.Function):
@@ -204,15 +208,57 @@ class FastSNNNeuron(nn.Module):
         return spikes.reshape(x.shape).to(x.dtype)
 
 
+#: what a single-spike neuron lacks, for each shared `model.net.neuron.*` knob it does not take
+LACKS = {
+    "reset": "it spikes once and never resets", "spike_fn": "it spikes once by definition",
+    "recurrent": "no recurrent weight", "features": "no recurrent weight", "tau_syn": "no synaptic current",
+    "tau_adapt": "no adaptive threshold", "adapt_scale": "no adaptive threshold",
+    "surrogate": "its surrogate is the fast sigmoid (surrogate_scale)",
+    "surrogate_args": "its surrogate is the fast sigmoid (surrogate_scale)", "min_v_mem": "no membrane floor",
+    "train_tau": "fixed time constants",
+}
+
+
+def takes(key: str, value: Any, kind: str) -> Callable[[Support], bool]:
+    """Whether a backend's `Support` expresses `model.net.neuron.<key>=<value>` (with `kind`)."""
+    if key == "reset":
+        return lambda s: str(value) in s.resets
+    if key in ("recurrent", "features"):
+        return lambda s: s.recurrent or value is False
+    if key == "tau_syn":
+        return lambda s: (kind if kind in s.kinds else "lif") in s.tau_syn_kinds
+    if key in ("tau_adapt", "adapt_scale"):
+        return lambda s: "alif" in s.kinds
+    return lambda s: True
+
+
+def refuse_unknown(kind: str, params: dict[str, Any], unknown: list[str]) -> ConfigError:
+    """One line for knobs fastsnn does not take: what it lacks and the backends that take them; a typo gets the
+    closest fastsnn knob."""
+    shared = [k for k in unknown if k in LACKS and not (k == "features" and "recurrent" in unknown)]
+    if not shared:
+        return ConfigError(f"model.net.neuron has unknown keys {unknown} for backend=fastsnn"
+                           f"{closest(unknown[0], KNOWN)}; known: {', '.join(KNOWN)}")
+    lacks = "; ".join(dict.fromkeys(LACKS[k] for k in shared))
+    able = supporting(lambda s: all(takes(k, params[k], kind)(s) for k in shared))
+    it = "it" if len(shared) == 1 else "them"
+    return ConfigError(
+        f"model.net.neuron has unknown keys {shared} for backend=fastsnn (a single-spike neuron: {lacks}): "
+        f"{able} take {it}; with fastsnn remove {it} (known: {', '.join(KNOWN)})")
+
+
 def neuron(kind: str = "lif", **params: Any) -> nn.Module:
     """`backend=fastsnn` factory: knobs kind (iaf|lif), spike_threshold, tau_mem, dt, surrogate_scale."""
     unknown = sorted(set(params) - set(KNOWN))
     if unknown:
-        raise ConfigError(
-            f"model.net.neuron has unknown keys {unknown} for backend=fastsnn (single-spike neuron: no reset "
-            f"or spike_fn); known: {', '.join(KNOWN)}"
-        )
-    check_choice("model.net.neuron.kind", kind, ("iaf", "lif"))
+        raise refuse_unknown(kind, params, unknown)
+    if kind not in KINDS:
+        if kind in PLUG_KINDS:
+            raise ConfigError(
+                f"model.net.neuron.kind={kind} is not a fastsnn neuron (its kinds: {', '.join(KINDS)}; a "
+                f"single-spike neuron has no adaptive threshold): {supporting(lambda s: kind in s.kinds)} can do "
+                f"kind={kind}")
+        check_choice("model.net.neuron.kind", kind, KINDS)
     for key in ("spike_threshold", "tau_mem", "dt", "surrogate_scale"):
         value = params.get(key)
         if value is not None and float(value) <= 0:

@@ -164,6 +164,13 @@ def linear_for(factory: Callable[..., Any]) -> Callable[..., nn.Linear]:
     return functools.partial(plug.linear, **options) if options else plug.linear
 
 
+def supporting(pred: Callable[[Support], bool] = lambda support: True) -> str:
+    """For a refusal: the discovered backends with the shared neuron settings whose `Support` passes `pred`, as
+    `backend=a, backend=b` (`no backend` when none does)."""
+    names = [name for name, plug in backends().items() if plug.support is not None and pred(plug.support)]
+    return ", ".join(f"backend={name}" for name in names) or "no backend"
+
+
 def no_nir(layer: nn.Module) -> ConfigError:
     """The refusal for a layer without a NIR equivalent, naming what NIR lacks and the backends that map theirs."""
     names = [name for name, plug in backends().items() if plug.to_sinabs is not None]
