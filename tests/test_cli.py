@@ -52,3 +52,17 @@ def test_commands_dispatch_with_key_value_arguments(tmp_path: Path, capsys) -> N
     assert capsys.readouterr().err.startswith("error:")
     assert cli.main(["params", "model=brain_ai", "preset=tiny"]) == 0
     assert "total" in capsys.readouterr().out
+
+
+def test_run_as_a_module_the_hydra_commands_get_their_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys) -> None:  # noqa: ANN001
+    """`python -m brainlab.cli train ...` (the module runs as `__main__`): a bad value is its one line, exit 2."""
+    import runpy
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.setattr("sys.argv", ["brainlab.cli", "train", "model.net.hidden_dim=0",
+                                     f"hydra.run.dir={tmp_path / 'run'}"])
+    with pytest.raises(SystemExit) as stop:
+        runpy.run_module("brainlab.cli", run_name="__main__", alter_sys=False)
+    assert stop.value.code == 2
+    assert "error: model.net.hidden_dim must be a positive integer, got 0" in capsys.readouterr().err

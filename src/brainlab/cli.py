@@ -20,12 +20,15 @@ from brainlab.core.paths import config_dir
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("brainlab.cli", "hydra_train", "train a model: brainlab train experiment=shd_snn [key=value ...]"),
     "eval": ("brainlab.cli", "hydra_eval", "test a checkpoint: brainlab eval ckpt_path=<.ckpt> [key=value ...]"),
-    "bench": ("brainlab.bench.__main__", "main", "run a benchmark: brainlab bench <loading|backends|spikes|htm|scale>"),
+    "bench": ("brainlab.bench.__main__", "main",
+              "run a benchmark: brainlab bench <loading|backends|spikes|htm|scale|event_step|gpu>"),
     "export": ("brainlab.export", "main", "export a checkpoint to NIR: brainlab export ckpt_path=<.ckpt>"),
     "params": ("brainlab.params", "main", "parameter table of a config: brainlab params preset=7b"),
     "measure": ("brainlab.measure", "main", "neuromorphic metrics of a checkpoint: brainlab measure ckpt_path=<.ckpt>"),
     "nab-score": ("brainlab.metrics.nab", "main", "score detector results on NAB: brainlab nab-score results=<dir>"),
 }
+#: the commands run under `@hydra.main` on the chosen config dir (their function takes it)
+HYDRA_COMMANDS = ("train", "eval")
 
 
 def usage() -> str:
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     module, function, _ = COMMANDS[command]
     try:
         target = getattr(importlib.import_module(module), function)
-        result = target(rest, conf) if module == __name__ else target(rest)
+        result = target(rest, conf) if command in HYDRA_COMMANDS else target(rest)
     except KeyboardInterrupt:
         print("stopped: interrupted (SIGINT)", file=sys.stderr)
         return 130
