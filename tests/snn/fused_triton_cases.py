@@ -90,9 +90,9 @@ def layer_case(setting: dict) -> None:
             layers[key].rec_connect.load_state_dict(layers["sinabs"].rec_connect.state_dict())
     scale = 1.5 if setting["kind"] == "iaf" else 6.0
     gen = torch.Generator().manual_seed(1)
-    first = torch.randn(2, 4, FEATS, generator=gen) * scale + 0.3
-    second = torch.randn(2, 8, FEATS, generator=gen) * scale + 0.3
-    weight = torch.randn(2, 8, FEATS, generator=gen)
+    first = torch.randn(2, 3, FEATS, generator=gen) * scale + 0.3
+    second = torch.randn(2, 6, FEATS, generator=gen) * scale + 0.3
+    weight = torch.randn(2, 6, FEATS, generator=gen)
     spikes, grads, states = {}, {}, {}
     for key, layer in layers.items():
         with torch.no_grad():
