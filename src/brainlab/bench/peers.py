@@ -90,6 +90,12 @@ def alpha_of(spec: NeuronSpec) -> torch.Tensor:
     return torch.exp(-1.0 / torch.tensor(float(spec.tau_mem)))
 
 
+def time_first(x: torch.Tensor) -> torch.Tensor:
+    """`(batch, T, ...)` as one contiguous `(T, batch, ...)` copy: the peers' loops step over time-first data (each
+    step a contiguous slice, as in their tutorials), not over strided slices of batch-first data."""
+    return x.transpose(0, 1).contiguous()
+
+
 class SnntorchLayer(nn.Module):
     """snntorch `Leaky` stepped over T (its users' loop); LIF input scaled by `1 - alpha` as sinabs's `norm_input`."""
 
@@ -107,12 +113,13 @@ class SnntorchLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.leaky:
             x = self.scale * x
-        mem = torch.zeros_like(x[:, 0])
+        steps = time_first(x)
+        mem = torch.zeros_like(steps[0])
         spikes = []
-        for t in range(x.shape[1]):
-            spk, mem = self.cell(x[:, t], mem)
+        for x_t in steps:
+            spk, mem = self.cell(x_t, mem)
             spikes.append(spk)
-        return torch.stack(spikes, 1)
+        return torch.stack(spikes, 0).transpose(0, 1)
 
 
 class NorseLayer(nn.Module):
@@ -136,10 +143,10 @@ class NorseLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state, spikes = None, []
-        for t in range(x.shape[1]):
-            z, state = self.step(x[:, t], state)
+        for x_t in time_first(x):
+            z, state = self.step(x_t, state)
             spikes.append(z)
-        return torch.stack(spikes, 1)
+        return torch.stack(spikes, 0).transpose(0, 1)
 
 
 class SpikingJellyLayer(nn.Module):
