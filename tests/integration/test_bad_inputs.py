@@ -11,13 +11,12 @@ import errno
 import hashlib
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from helpers.bad_inputs import TABLE, Bad, count, markdown, sample_overrides, write_bad_files
 from helpers.config import CONF, ROOT, TINY, compose_cfg
+from helpers.entry import own_logging
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
@@ -55,22 +54,6 @@ def apply(cfg: DictConfig, overrides: list[str]) -> None:
 def snapshot(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@contextmanager
-def own_logging() -> Iterator[None]:
-    """The root logger as it was: a run that gets as far as Hydra's job logging leaves handlers on streams (this
-    test's captured ones) and on the run's log file, which later tests must not write to."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    try:
-        yield
-    finally:
-        for handler in root.handlers:
-            if handler not in handlers:
-                handler.close()
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def run_row(row: Bad, world: dict, out: Path, monkeypatch: pytest.MonkeyPatch) -> int:

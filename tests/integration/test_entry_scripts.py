@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers.config import FAST, ROOT
+from helpers.entry import run_script
 
 
 def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -37,19 +38,27 @@ def test_multirun_makes_one_dir_per_job(tmp_path: Path) -> None:
     assert seen == {(16, 1), (16, 2), (32, 1), (32, 2)}
 
 
-def test_bad_value_is_one_clear_line(tmp_path: Path) -> None:
-    result = train(*FAST, "model.net.hidden_dim=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == "error: model.net.hidden_dim must be a positive integer, got 0"
-    assert "Traceback" not in result.stderr
+def test_bad_value_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.py's own `__main__` (in this process: the multirun test above runs it as a new interpreter)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    code = run_script(ROOT / "train.py", *FAST, "model.net.hidden_dim=0", f"hydra.run.dir={tmp_path / 'run'}")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1] == "error: model.net.hidden_dim must be a positive integer, got 0"
+    assert "Traceback" not in err
 
 
-def test_existing_run_dir_is_never_reused(tmp_path: Path) -> None:
+def test_existing_run_dir_is_never_reused(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
     old = tmp_path / "old_run"
     old.mkdir()
     (old / "metrics.json").write_text('{"test/acc": 0.5}')
-    result = train(f"hydra.run.dir={old}", *FAST, cwd=tmp_path)
-    assert result.returncode != 0
-    assert f"hydra.run.dir={old} already holds a run" in result.stderr
+    code = run_script(ROOT / "train.py", f"hydra.run.dir={old}", *FAST)
+    assert code != 0
+    assert f"hydra.run.dir={old} already holds a run" in capsys.readouterr().err
     assert [p.name for p in old.iterdir()] == ["metrics.json"]
     assert (old / "metrics.json").read_text() == '{"test/acc": 0.5}'
