@@ -404,23 +404,16 @@ def declared_metrics(cfg: Mapping[str, Any]) -> tuple[set[str], set[str]]:
 
 
 def callback_metrics(target: str, entry: Mapping[str, Any]) -> set[str]:
-    """The names a callback logs through the module (`logged_metrics` of its class, or the table here)."""
+    """The names a callback logs: its class's `logged_metrics` (`{setting}` filled from the callback's settings, its
+    defaults otherwise), or `lr-*` for Lightning's LearningRateMonitor."""
     cls = locate(target)
     if cls is not None and getattr(cls, "logged_metrics", None):
-        return set(cls.logged_metrics)
+        settings = {name: p.default for name, p in inspect.signature(cls).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        settings.update({str(k): v for k, v in entry.items() if not str(k).startswith("_")})
+        return {name.format(**settings) for name in cls.logged_metrics}
     if target.endswith("LearningRateMonitor"):
         return {"lr-*"}
-    if target.endswith("spike_stats.SpikeStats"):
-        return {"val/rate/*", "test/rate/*"}
-    if target.endswith("neuromorphic.NeuromorphicMetrics"):
-        from brainlab.callbacks.neuromorphic import LOGGED
-
-        return {f"test/{name}" for name in LOGGED}
-    if target.endswith("rollout_eval.RolloutEvaluation"):
-        prefix = str(entry.get("prefix", "test"))
-        names = ("return", "return_std", "episode_length", "success_rate", "normalized_score",
-                 "normalized_score_std", "normalized_score_capped", "normalized_score_capped_std")
-        return {f"{prefix}/{name}" for name in names} | {f"{prefix}/random/{name}" for name in names}
     return set()
 
 

@@ -38,6 +38,9 @@ class NeuromorphicMetrics(pl.Callback):
     spiking layers.
     """
 
+    #: what it logs (`brainlab.validate` checks monitors against these)
+    logged_metrics = tuple(f"test/{name}" for name in LOGGED)
+
     report_files = ["neuromorphic.md"]
 
     def __init__(self, output_dir: str, e_ac_pj: float = 0.9, e_mac_pj: float = 4.6, source: str = "") -> None:

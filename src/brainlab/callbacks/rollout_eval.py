@@ -46,8 +46,16 @@ def build_failure(exc: BaseException) -> bool:
     return isinstance(exc, ImportError | gymnasium.error.Error)
 
 
+#: the figures it logs for the agent (`<prefix>/<figure>`) and the random baseline (`<prefix>/random/<figure>`)
+FIGURES = ("return", "return_std", "episode_length", "success_rate", "normalized_score", "normalized_score_std",
+           "normalized_score_capped", "normalized_score_capped_std")
+
+
 class RolloutEvaluation(pl.Callback):
     """Rolls out the phase's policy in the datamodule's environment after the test epoch."""
+
+    #: what it logs, `{prefix}` its setting (`brainlab.validate` checks monitors against these)
+    logged_metrics = (*(f"{{prefix}}/{name}" for name in FIGURES), *(f"{{prefix}}/random/{name}" for name in FIGURES))
 
     def __init__(
         self,

@@ -17,6 +17,9 @@ class SpikeStats(pl.Callback):
     `rates` keeps the last values per stage, e.g. `rates["test"]["net.layers.1"]`.
     """
 
+    #: what it logs (`brainlab.validate` checks monitors against these)
+    logged_metrics = ("val/rate/*", "test/rate/*")
+
     def __init__(self, stages: tuple[str, ...] = ("val", "test")) -> None:
         self.stages = tuple(stages)
         self.rates: dict[str, dict[str, float]] = {}
