@@ -12,6 +12,8 @@ from helpers.config import CONF, ROOT, TINY, compose_cfg  # noqa: F401 - re-expo
 from helpers.config import tiny as tiny_overrides
 from omegaconf import DictConfig
 
+from brainlab.bench.timing import usable_cores
+
 
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
@@ -56,8 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
     with two intra-op threads each would oversubscribe the CPU, and busy-waiting OpenMP threads then stall."""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        threads = max(1, cores // workers)
+        threads = max(1, usable_cores() // workers)
         torch.set_num_threads(threads)
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
