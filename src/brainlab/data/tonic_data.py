@@ -83,9 +83,9 @@ class TonicDataModule(EventDataModule):
     def missing(self, split: str) -> list[Path]:
         return [p for p in self.required(split) if not p.exists()]
 
-    def expected(self, split: str) -> list[str]:
-        """The missing files of `split` as the message names them."""
-        return [str(p) for p in self.missing(split)]
+    def expected(self, missing: list[Path]) -> list[str]:
+        """`missing` (of `self.missing(split)`) as the message names them."""
+        return [str(p) for p in missing]
 
     def check_files(self, split: str) -> None:
         """Raise the one-line message for a missing dataset, or download it when `data.download=true`."""
@@ -95,11 +95,12 @@ class TonicDataModule(EventDataModule):
             self.fetch(split)
             if not self.missing(split):
                 return
-        missing = ", ".join(str(p) for p in self.missing(split))
+        absent = self.missing(split)
         fix = (f"put the {self.dataset_name} files under {self.folder} ({self.expected_layout()}), or pass "
                "data.download=true to download them")
-        raise missing_data(self.dataset_name, self.folder, self.expected(split), fix, root=self.root,
-                           not_found=f"{self.dataset_name}: {missing} not found. {fix[0].upper()}{fix[1:]}")
+        not_found = f"{self.dataset_name}: {', '.join(map(str, absent))} not found. {fix[0].upper()}{fix[1:]}"
+        raise missing_data(self.dataset_name, self.folder, self.expected(absent), fix, root=self.root,
+                           not_found=not_found)
 
     def fetch(self, split: str) -> None:
         """tonic's own download (md5-checked); a failure names the host and the manual route."""
@@ -288,8 +289,8 @@ class FolderTonicDataModule(TonicDataModule):
     def missing(self, split: str) -> list[Path]:
         return [p for p in self.required(split) if not event_files(p, self.reader_class.suffix)]
 
-    def expected(self, split: str) -> list[str]:
-        return [f"{p}/<class>/*{self.reader_class.suffix}" for p in self.missing(split)]
+    def expected(self, missing: list[Path]) -> list[str]:
+        return [f"{p}/<class>/*{self.reader_class.suffix}" for p in missing]
 
     def download_kwargs(self, split: str) -> dict[str, Any]:
         return {"train": split != "test"}
