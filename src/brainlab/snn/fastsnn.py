@@ -15,7 +15,6 @@ The paper's non-spiking leaky readout and the net with it (`ReadoutSNN`) are in 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,17 +218,17 @@ LACKS = {
 }
 
 
-def takes(key: str, value: Any, kind: str) -> Callable[[Support], bool]:
-    """Whether a backend's `Support` expresses `model.net.neuron.<key>=<value>` (with `kind`)."""
+def takes(support: Support, key: str, value: Any, kind: str) -> bool:
+    """Whether a backend's `support` expresses `model.net.neuron.<key>=<value>` (with `kind`)."""
     if key == "reset":
-        return lambda s: str(value) in s.resets
+        return str(value) in support.resets
     if key in ("recurrent", "features"):
-        return lambda s: s.recurrent or value is False
+        return support.recurrent or value is False
     if key == "tau_syn":
-        return lambda s: (kind if kind in s.kinds else "lif") in s.tau_syn_kinds
+        return (kind if kind in support.kinds else "lif") in support.tau_syn_kinds
     if key in ("tau_adapt", "adapt_scale"):
-        return lambda s: "alif" in s.kinds
-    return lambda s: True
+        return "alif" in support.kinds
+    return True
 
 
 def refuse_unknown(kind: str, params: dict[str, Any], unknown: list[str]) -> ConfigError:
@@ -240,7 +239,7 @@ def refuse_unknown(kind: str, params: dict[str, Any], unknown: list[str]) -> Con
         return ConfigError(f"model.net.neuron has unknown keys {unknown} for backend=fastsnn"
                            f"{closest(unknown[0], KNOWN)}; known: {', '.join(KNOWN)}")
     lacks = "; ".join(dict.fromkeys(LACKS[k] for k in shared))
-    able = supporting(lambda s: all(takes(k, params[k], kind)(s) for k in shared))
+    able = supporting(lambda s: all(takes(s, k, params[k], kind) for k in shared))
     it = "it" if len(shared) == 1 else "them"
     return ConfigError(
         f"model.net.neuron has unknown keys {shared} for backend=fastsnn (a single-spike neuron: {lacks}): "
