@@ -151,15 +151,17 @@ class ResumableOptunaSweeperImpl(OptunaSweeperImpl):
                             done - 1, -1]) + 1
         log.info("Study name: %s; storage: %s; sampler: %s; directions: %s", study.study_name, self.storage,
                  type(self.sampler).__name__, directions)
+        to_go = self.n_trials - done
+        if to_go <= 0:  # nothing left to run: the results of the study as it is
+            self.write_results(study, sweep_dir, directions)
         try:
-            self.run_trials(study, sweep_dir, distributions, fixed_params, directions, self.n_trials - done)
+            self.run_trials(study, sweep_dir, distributions, fixed_params, directions, to_go)  # results per batch
         except BaseException:  # the sweep stops early (too many failures, a signal, an error): the results so far
             try:
                 self.write_results(study, sweep_dir, directions)
             except Exception as err:  # noqa: BLE001 - the error that stopped the sweep is the one to report
                 log.error("could not write %s: %s", sweep_dir / RESULTS, err)
             raise
-        self.write_results(study, sweep_dir, directions)
 
     def run_trials(self, study: optuna.Study, sweep_dir: Path, distributions: dict, fixed_params: dict,
                    directions: list[str], n_trials_to_go: int) -> None:
