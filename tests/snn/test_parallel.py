@@ -6,11 +6,14 @@ thread count themselves.
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
 import torch
 
+from brainlab.snn import parallel
 from brainlab.snn.parallel import rows_in_parallel
 from brainlab.snn.plug import factory
 
@@ -22,7 +25,7 @@ def threads() -> Iterator[None]:
     torch.set_num_threads(saved)
 
 
-def test_rows_are_split_into_contiguous_slices_covering_the_batch(threads: None) -> None:
+def test_rows_are_split_into_contiguous_slices_covering_the_batch(threads: None, split: str) -> None:
     torch.set_num_threads(3)
     seen: list[tuple[int, int]] = []
     rows_in_parallel(10, lambda lo, hi: seen.append((lo, hi)))
@@ -32,11 +35,45 @@ def test_rows_are_split_into_contiguous_slices_covering_the_batch(threads: None)
     assert seen == [(0, 2)]
 
 
+@pytest.fixture(params=["openmp", "pool"])
+def split(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of running the slices: on torch's OpenMP team (where found) and on a pool of our own."""
+    if request.param == "pool":
+        monkeypatch.setattr(parallel, "_TEAM", None)
+    return request.param
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the OpenMP runtime is found through /proc")
+def test_slices_run_on_torchs_openmp_team_with_the_caller_as_one_of_its_threads(threads: None) -> None:
+    assert parallel.loaded_openmp() is not None and parallel.openmp_team() is not None
+    torch.set_num_threads(2)
+    seen: dict[tuple[int, int], int] = {}
+    rows_in_parallel(8, lambda lo, hi: seen.__setitem__((lo, hi), threading.get_ident()))
+    assert sorted(seen) == [(0, 4), (4, 8)]
+    assert threading.get_ident() in seen.values() and len(set(seen.values())) == 2
+
+
+def test_an_error_in_a_slice_is_raised_in_the_callers_thread(threads: None, split: str) -> None:
+    torch.set_num_threads(2)
+    done: list[int] = []
+
+    def fail_second(lo: int, hi: int) -> None:
+        if lo:
+            raise ValueError(f"rows {lo}:{hi}")
+        done.append(lo)
+
+    with pytest.raises(ValueError, match="rows 4:8"):
+        rows_in_parallel(8, fail_second)
+    assert done == [0]
+    rows_in_parallel(8, lambda lo, hi: done.append(hi))  # the team is usable after the error
+    assert sorted(done) == [0, 4, 8]
+
+
 @pytest.mark.parametrize("neuron", [{"kind": "iaf"}, {"kind": "lif", "tau_mem": 8.0, "tau_syn": 4.0},
                                     {"kind": "alif", "tau_mem": 8.0, "tau_adapt": 20.0, "recurrent": True,
                                      "features": 6}])
 def test_fused_layer_gives_the_same_spikes_and_gradients_on_one_and_on_several_threads(
-    threads: None, neuron: dict
+    threads: None, split: str, neuron: dict
 ) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(9, 20, 6, generator=gen) * 3 + 0.5
