@@ -65,6 +65,29 @@ def test_spikes_identical_and_gradients_equal(setting: dict) -> None:
             torch.testing.assert_close(p_our.grad, p_ref.grad, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize("setting", [SETTINGS[0], SETTINGS[7], SETTINGS[8], SETTINGS[16], SETTINGS[18],
+                                     dict(kind="lif", train_tau=False)],
+                         ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+def test_gradient_of_spikes_summed_over_time_read_without_a_copy_equals_sinabs(setting: dict) -> None:
+    """A rate readout (`out.sum(time)`) hands the backward one gradient broadcast over time (stride 0): the CPU
+    kernel reads it as it is; the gradients still equal sinabs's."""
+    torch.manual_seed(0)
+    ref, ours = _pair(setting)
+    scale = 6.0 if setting["kind"] == "lif" else 1.5
+    x_ref = (torch.randn(5, 40, 8) * scale + 0.3).requires_grad_()
+    x_our = x_ref.detach().clone().requires_grad_()
+    out_ref, out_our = ref(x_ref), ours(x_our)
+    assert torch.equal(out_ref, out_our) and out_ref.sum() > 0
+    strides: list[tuple[int, ...]] = []
+    out_our.register_hook(lambda g: strides.append(g.stride()))
+    readout = torch.randn(8)
+    ((out_ref.sum(1) * readout).square().sum()).backward()
+    ((out_our.sum(1) * readout).square().sum()).backward()
+    assert strides[0][1] == 0 and fused.same_at_every_step(torch.ones(5, 1, 8).expand(5, 40, 8))
+    assert x_ref.grad.abs().sum() > 0
+    torch.testing.assert_close(x_our.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("setting", [SETTINGS[0], SETTINGS[9], SETTINGS[16]])
 def test_state_carries_over_and_resets_like_sinabs(setting: dict) -> None:
     torch.manual_seed(1)

@@ -23,7 +23,7 @@ def test_membrane_backward_writes_no_denormals_and_restores_the_fp_mode() -> Non
     g_u, g_v0, g_alpha = np.empty_like(vpre), np.empty_like(v0), np.empty_like(v0)
     args = (np.float32(1.0), K.SPIKE_MULTI, K.RESET_SUBTRACT, False, np.float32(0.0), True, np.float32(2.0),
             np.float32(-2.0), True, np.float32(1.0))
-    K.membrane_backward(g_spikes, np.zeros_like(v0), vpre, g_u, v0, alpha, *args, g_u, g_v0, g_alpha)
+    K.membrane_backward(g_spikes, True, np.zeros_like(v0), vpre, g_u, v0, alpha, *args, g_u, g_v0, g_alpha)
     assert not _has_denormals(g_u) and not _has_denormals(g_v0)
     # float64 reference of the same reverse loop (IAF, subtract reset): equal up to float32 rounding and the flush
     sg = 2.0 * np.exp(-2.0 * np.abs(vpre.astype(np.float64) - 1.0))

@@ -87,6 +87,18 @@ def _f32(x: float) -> np.float32:
     return np.float32(x)
 
 
+def exp_params(cfg: KernelConfig) -> tuple[np.float32, np.float32]:
+    """sinabs's SingleExponential surrogate as `exp_scale * exp(exp_rate * |v - thr|)` (CPU kernels)."""
+    width = cfg.thr * getattr(cfg.surrogate, "grad_width", 1.0)
+    return _f32(getattr(cfg.surrogate, "grad_scale", 1.0) / width), _f32(-1.0 / width)
+
+
+def same_at_every_step(grad: torch.Tensor) -> bool:
+    """Whether `grad` (batch, time, features) is one gradient broadcast over time (stride 0: the spikes were summed
+    over time by the loss), which the CPU backward reads as it is instead of a full-size copy."""
+    return grad.dim() == 3 and grad.shape[1] > 1 and grad.stride(1) == 0
+
+
 class MembraneFn(torch.autograd.Function):
     """`(u, v0, alpha) -> (spikes, v_last)`: the membrane loop with reset, threshold and lower bound.
 
@@ -116,10 +128,12 @@ class MembraneFn(torch.autograd.Function):
     def backward(ctx: Any, g_spikes: torch.Tensor, g_last: torch.Tensor) -> Any:
         vpre, v0, alpha = ctx.saved_tensors
         cfg: KernelConfig = ctx.cfg
-        g_spikes, g_last = g_spikes.to(vpre.dtype).contiguous(), g_last.to(vpre.dtype).contiguous()
+        g_last = g_last.to(vpre.dtype).contiguous()
         need_alpha = bool(ctx.needs_input_grad[2])
         assert ctx.in_scale == 1.0 or not need_alpha, "the decay's gradient needs the unscaled input gradient"
         triton = use_triton(vpre, cfg.kernel)
+        every_step = triton or not same_at_every_step(g_spikes)
+        g_spikes = (g_spikes if every_step else g_spikes[:, :1]).to(vpre.dtype).contiguous()
         inline = not triton and isinstance(cfg.surrogate, sa.SingleExponential)
         # the surrogate at every step, overwritten by the kernel with the input gradient (CPU: computed inline)
         g_u = torch.empty_like(vpre) if inline else surrogate_into(cfg, vpre)
@@ -129,11 +143,10 @@ class MembraneFn(torch.autograd.Function):
                                                g_alpha)
         else:
             a, thr, min_v = _np(alpha), _f32(cfg.thr), _f32(cfg.min_v)
-            width = cfg.thr * getattr(cfg.surrogate, "grad_width", 1.0)
-            exp_scale, exp_rate = _f32(getattr(cfg.surrogate, "grad_scale", 1.0) / width), _f32(-1.0 / width)
+            exp_scale, exp_rate = exp_params(cfg)
             gs_, gl_, p_, v0_, gu_, gv0_, ga_ = map(_np, (g_spikes, g_last, vpre, v0, g_u, g_v0, g_alpha))
             rows_in_parallel(len(p_), lambda lo, hi: K.membrane_backward(
-                gs_[lo:hi], gl_[lo:hi], p_[lo:hi], gu_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode,
+                gs_[lo:hi], every_step, gl_[lo:hi], p_[lo:hi], gu_[lo:hi], v0_[lo:hi], a, thr, cfg.spike_mode,
                 cfg.reset_mode, cfg.has_min, min_v, inline, exp_scale, exp_rate, need_alpha, _f32(ctx.in_scale),
                 gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
             ))

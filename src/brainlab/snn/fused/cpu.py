@@ -179,7 +179,7 @@ def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, 
 
 @nb.njit(cache=True, nogil=True)
 def membrane_backward(  # noqa: ANN201
-    g_spikes, g_vout, vpre, surrogate, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v,
+    g_spikes, g_every_step, g_vout, vpre, surrogate, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v,
     exp_inline, exp_scale, exp_rate, need_alpha, in_scale, g_u, g_v0, g_alpha,
 ):  # noqa: ANN001
     """One reverse-time pass: gradients of input current, initial state and (per batch row) decay.
@@ -189,7 +189,8 @@ def membrane_backward(  # noqa: ANN201
     not read: sinabs's SingleExponential `exp_scale * exp(exp_rate * |v - thr|)` is computed in place.
     Runs with flush-to-zero (`fast_denormals_on`) and writes no denormal gradients (`_flush`).
     `g_u` is the gradient of the unscaled input (`in_scale * d v`, see `membrane_forward`); `in_scale` must be 1
-    with `need_alpha` (the decay's gradient reads `g_u`).
+    with `need_alpha` (the decay's gradient reads `g_u`). Without `g_every_step`, `g_spikes` is `(batch, 1, feats)`:
+    the same gradient at every step (a loss on the spikes summed over time), read in place of a full-size copy.
     """
     batch, steps, feats = vpre.shape
     plain = reset_mode == RESET_SUBTRACT and not has_min  # no spike recomputation needed
@@ -201,20 +202,21 @@ def membrane_backward(  # noqa: ANN201
         bits = np.empty(feats, dtype=np.int32)
         scale = bits.view(np.float32)
         for t in range(steps - 1, -1, -1):
+            tg = t if g_every_step else 0
             if plain and exp_inline:
                 for n in range(feats):  # two vectorised passes: exp's parts, then the gradient
                     poly[n], bits[n] = _exp_neg_parts(np.abs(vpre[b, t, n] - thr) * exp_rate)
                 for n in range(feats):
                     g = g_post[n]
                     sg = exp_scale * (poly[n] * scale[n])
-                    gx = g + (g_spikes[b, t, n] - thr * g) * sg
+                    gx = g + (g_spikes[b, tg, n] - thr * g) * sg
                     gx = _flush(gx)
                     g_u[b, t, n] = _flush(in_scale * gx)
                     g_post[n] = alpha[n] * gx
             elif plain:
                 for n in range(feats):
                     g = g_post[n]
-                    gx = g + (g_spikes[b, t, n] - thr * g) * surrogate[b, t, n]
+                    gx = g + (g_spikes[b, tg, n] - thr * g) * surrogate[b, t, n]
                     gx = _flush(gx)
                     g_u[b, t, n] = _flush(in_scale * gx)
                     g_post[n] = alpha[n] * gx
@@ -232,9 +234,9 @@ def membrane_backward(  # noqa: ANN201
                     else:
                         sg = surrogate[b, t, n]
                     if reset_mode == RESET_SUBTRACT:
-                        gx = g + (g_spikes[b, t, n] - thr * g) * sg
+                        gx = g + (g_spikes[b, tg, n] - thr * g) * sg
                     else:
-                        gx = (g if s == _ZERO else _ZERO) + g_spikes[b, t, n] * sg
+                        gx = (g if s == _ZERO else _ZERO) + g_spikes[b, tg, n] * sg
                     gx = _flush(gx)
                     g_u[b, t, n] = _flush(in_scale * gx)
                     g_post[n] = alpha[n] * gx
