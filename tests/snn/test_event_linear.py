@@ -111,12 +111,13 @@ def test_event_gradients_equal_dense(setting: dict) -> None:
         torch.testing.assert_close(p_event.grad, p_dense.grad, rtol=1e-4, atol=1e-5, msg=name)
 
 
-def test_event_linear_matches_linear_with_input_gradient() -> None:
+@pytest.mark.parametrize("width", [50, 64, 130])  # the active inputs are found per 64-wide block
+def test_event_linear_matches_linear_with_input_gradient(width: int) -> None:
     torch.manual_seed(3)
-    lin = nn.Linear(50, 20)
-    ev = EventLinear(50, 20)
+    lin = nn.Linear(width, 20)
+    ev = EventLinear(width, 20)
     ev.load_state_dict(lin.state_dict())
-    x = ((torch.rand(3, 30, 50) < 0.1).float() * torch.randint(1, 4, (3, 30, 50))).requires_grad_()
+    x = ((torch.rand(3, 30, width) < 0.1).float() * torch.randint(1, 4, (3, 30, width))).requires_grad_()
     x2 = x.detach().clone().requires_grad_()
     g = torch.randn(3, 30, 20)
     lin(x).backward(g)
@@ -124,7 +125,7 @@ def test_event_linear_matches_linear_with_input_gradient() -> None:
     torch.testing.assert_close(x2.grad, x.grad)
     torch.testing.assert_close(ev.weight.grad, lin.weight.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(ev.bias.grad, lin.bias.grad, rtol=1e-5, atol=1e-5)
-    nobias = EventLinear(50, 20, bias=False)
+    nobias = EventLinear(width, 20, bias=False)
     with torch.no_grad():
         nobias.weight.copy_(lin.weight)
         torch.testing.assert_close(nobias(x), lin(x) - lin.bias, rtol=1e-5, atol=1e-5)
