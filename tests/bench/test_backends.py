@@ -21,7 +21,8 @@ def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:
     (run_dir,) = tmp_path.glob("backends-*")
     record = json.loads((run_dir / "backends.json").read_text())
     rows = record["rows"]
-    assert {r["backend"] for r in rows} == {"floor", "sinabs", "fused", "fused+event", "fastsnn"}, "exodus: CUDA"
+    assert {r["backend"] for r in rows} == {"floor", "sinabs", "fused", "fused+event", "fused+auto",
+                                            "fastsnn"}, "exodus: CUDA"
     assert {r["case"] for r in rows} == {"grid n=8 T=4 B=2", "grid n=8 T=8 B=2", "blog 6-8-8-3 T=5 B=2"}
     assert all(r["total_s"] >= r["forward_s"] > 0 and r["total_s"] >= r["total_min_s"] > 0 for r in rows)
     assert all(r["speedup_total"] == 1.0 for r in rows if r["backend"] == "sinabs")
@@ -31,8 +32,8 @@ def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:
     by = {(r["case"], r["backend"]): r for r in rows}
     for case in {r["case"] for r in rows}:
         assert by[case, "fused"]["spikes_equal"] is True
-        assert by[case, "fused+event"]["spikes_equal"] in (True, False) and "rounding" in by[case, "fused+event"][
-            "spikes_note"]
+        for variant in ("fused+event", "fused+auto"):
+            assert by[case, variant]["spikes_equal"] in (True, False) and "rounding" in by[case, variant]["spikes_note"]
         assert by[case, "floor"]["spikes_equal"] == by[case, "fastsnn"]["spikes_equal"] == "n/a"
     # bench hygiene: the load, the rounds, median and min, noisy (1 repeat: always)
     assert record["rounds"] == 1 and record["noisy"] is True and "fewer than 5 repeats" in record["noisy_why"][0]

@@ -20,7 +20,8 @@ same net with the same weights (copied from one seeded build) and the same input
 - every backend of `conf/backend/` that runs on the device (`brainlab.snn.plug.discover`; `exodus` needs CUDA and
   sinabs-exodus, `fastsnn` times its own LIF, as their plugs say), `sinabs` being the reference of the speed-ups;
 - `<backend>+event` for a backend whose synapse layer takes `backend.synapse` (fused): the event-driven synapse
-  (`brainlab.snn.event_linear`, issue 27) in every Linear, on CPU;
+  (`brainlab.snn.event_linear`, issue 27) in every Linear, on CPU; `<backend>+auto`: `synapse=auto`, each Linear
+  choosing event or dense by its first input's density (the blog model's first layer, 20 % active, stays dense);
 - `peers=true` (or a list): snntorch, norse, norse+compile and spikingjelly (`brainlab.bench.peers`; a missing
   package is a `not installed` row with its pip line).
 
@@ -65,6 +66,8 @@ from brainlab.snn.plug import discover, factory, linear_for
 NEURON = {"kind": "iaf", "spike_threshold": 1.0}
 FLOOR, REFERENCE = "floor", "sinabs"  # speed-ups are over REFERENCE, the x floor ratio over FLOOR
 EVENT = "+event"  # the event-synapse variant of a backend whose synapse layer takes `synapse`
+AUTO = "+auto"  # the same with `synapse=auto`: event where the layer's input is sparse enough
+SYNAPSE_VARIANTS = {EVENT: "event", AUTO: "auto"}
 NA = "n/a"
 
 
@@ -85,8 +88,18 @@ class Impl:
 
 
 def event_variants() -> list[str]:
-    """`<backend>+event` for every discovered backend whose synapse layer takes `backend.synapse`."""
-    return [f"{name}{EVENT}" for name, plug in sorted(discover().items()) if "synapse" in plug.linear_options]
+    """`<backend>+event` and `<backend>+auto` for every discovered backend whose synapse layer takes
+    `backend.synapse`."""
+    return [f"{name}{suffix}" for name, plug in sorted(discover().items()) if "synapse" in plug.linear_options
+            for suffix in SYNAPSE_VARIANTS]
+
+
+def synapse_variant(name: str) -> tuple[str, str | None]:
+    """`(backend, backend.synapse)` of a row name: `fused+auto` -> (`fused`, `auto`); no suffix: (name, None)."""
+    for suffix, synapse in SYNAPSE_VARIANTS.items():
+        if name.endswith(suffix):
+            return name.removesuffix(suffix), synapse
+    return name, None
 
 
 def known_backends() -> list[str]:
@@ -105,7 +118,7 @@ def implementations(device: str, neuron: dict[str, Any] | None = None, backends:
     for name in known_backends()[1:]:
         if wanted and name not in wanted and name not in (FLOOR, REFERENCE):
             continue
-        base = name.removesuffix(EVENT)
+        base, synapse = synapse_variant(name)
         plug = plugs[base]
         if not plug.runs_on(device):
             print(f"[skip {name}] backend={base} runs on {' / '.join(plug.devices)} only (device={device})")
@@ -115,16 +128,16 @@ def implementations(device: str, neuron: dict[str, Any] | None = None, backends:
             print(f"[skip {name}] {why}")
             continue
         options = dict(plug.bench_neuron or knobs)
-        if name.endswith(EVENT):
+        if synapse:
             if not device.startswith("cpu"):
                 print(f"[skip {name}] the event synapse runs on CPU tensors (on {device} it takes the dense path)")
                 continue
-            options["synapse"] = "event"
+            options["synapse"] = synapse
         make = functools.partial(factory(base), **options)
         own = plug.support is None or plug.bench_neuron is not None
         note = ("the reference" if name == REFERENCE else "its own neuron knobs" if own else
                 "same neuron; the event synapse sums in input order, so a spike may flip where a membrane lies "
-                "within rounding of the threshold" if name.endswith(EVENT) else "same neuron knobs")
+                "within rounding of the threshold" if synapse else "same neuron knobs")
         out.append(Impl(name, make, linear_for(make), compare=not own and name != REFERENCE, note=note))
     for row in peer_libs.rows(list(peers or []), knobs):
         out.append(Impl(row.name, row.layer, compare=row.match.compare, note=row.match.note, status=row.status,
