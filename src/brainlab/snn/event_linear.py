@@ -5,7 +5,9 @@ active inputs' weight columns, `y[r] = b + sum_{i: x[r,i] != 0} x[r,i] * W[:, i]
 scatter over the same active inputs, `dW[:, i] += x[r,i] * g[r]`; only the input gradient `g @ W` stays dense
 (and is skipped when the input needs none, as for the first layer). Both sparse passes are compiled numba loops
 over rows (`rows_in_parallel`: one slice per torch thread; the weight gradient is summed from one partial per
-slice in slice order, so the same thread count gives the same numbers). The sums run in input order, not in
+slice in slice order, so the same thread count gives the same numbers). The forward keeps each row's active
+inputs as bit masks (1 bit per input), so the backward visits them without scanning the input again, and sums the
+bias gradient in the same pass (float64). The sums run in input order, not in
 BLAS's blocked order, so a current may differ from `nn.Linear`'s in its last bits: a spike flips only where the
 membrane lies within rounding of the threshold.
 
@@ -71,17 +73,20 @@ def _active_bits(xr: Any, i0: int, n: int) -> Any:  # pragma: no cover - compile
 
 
 @nb.njit(cache=True, nogil=True)
-def gather_forward(x: Any, wt: Any, b: Any, has_bias: bool, out: Any) -> None:  # pragma: no cover - compiled
+def gather_forward(x: Any, wt: Any, b: Any, has_bias: bool, out: Any, active: Any) -> None:  # pragma: no cover
     """`out[r] = b + sum over non-zero x[r, i] of x[r, i] * wt[i]` (`wt`: the weight transposed, (in, out)), summed
-    in input order; the active inputs of each 64-wide block are visited by their set bits."""
+    in input order; the active inputs of each 64-wide block are visited by their set bits, which are kept in
+    `active[r, block]` for the backward."""
     rows, ins = x.shape
     outs = wt.shape[1]
     for r in range(rows):
         xr, acc = x[r], out[r]
         for o in range(outs):
             acc[o] = b[o] if has_bias else 0.0
-        for i0 in range(0, ins, 64):
+        for blk in range(active.shape[1]):
+            i0 = blk * 64
             word = _active_bits(xr, i0, min(64, ins - i0))
+            active[r, blk] = word
             while word:
                 i = i0 + np.int64(_trailing_zeros(word))
                 word &= word - _ONE
@@ -91,16 +96,20 @@ def gather_forward(x: Any, wt: Any, b: Any, has_bias: bool, out: Any) -> None:  
 
 
 @nb.njit(cache=True, nogil=True)
-def scatter_weight_grad(x: Any, g: Any, gwt: Any) -> None:  # pragma: no cover - compiled
-    """`gwt[i] += x[r, i] * g[r]` over the non-zero inputs (`gwt`: the weight gradient transposed, (in, out))."""
-    rows, ins = x.shape
+def scatter_grads(x: Any, active: Any, g: Any, gwt: Any, has_bias: bool, gb: Any) -> None:  # pragma: no cover
+    """`gwt[i] += x[r, i] * g[r]` over the active inputs the forward found (`gwt`: the weight gradient transposed,
+    (in, out)); with `has_bias`, `gb += g[r]` in the same pass over `g` (accumulated in float64)."""
+    rows = x.shape[0]
     outs = g.shape[1]
     for r in range(rows):
         xr, gr = x[r], g[r]
-        for i0 in range(0, ins, 64):
-            word = _active_bits(xr, i0, min(64, ins - i0))
+        if has_bias:
+            for o in range(outs):
+                gb[o] += gr[o]
+        for blk in range(active.shape[1]):
+            word = active[r, blk]
             while word:
-                i = i0 + np.int64(_trailing_zeros(word))
+                i = blk * 64 + np.int64(_trailing_zeros(word))
                 word &= word - _ONE
                 v, acc = xr[i], gwt[i]
                 for o in range(outs):
@@ -119,35 +128,41 @@ class EventLinearFn(torch.autograd.Function):
         x = x.contiguous()
         wt = weight.detach().t().contiguous()
         out = torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype)
+        active = torch.empty(x.shape[0], -(-x.shape[1] // 64), dtype=torch.int64)  # bit masks, read as uint64
         b = bias.detach() if bias is not None else torch.zeros(0, dtype=x.dtype)
         x_, wt_, b_, out_ = map(_np, (x, wt, b, out))
+        act_ = active.numpy().view(np.uint64)
         has_bias = bias is not None
-        rows_in_parallel(len(x_), lambda lo, hi: gather_forward(x_[lo:hi], wt_, b_, has_bias, out_[lo:hi]))
-        ctx.save_for_backward(x, weight)
+        rows_in_parallel(len(x_), lambda lo, hi: gather_forward(x_[lo:hi], wt_, b_, has_bias, out_[lo:hi],
+                                                                act_[lo:hi]))
+        ctx.save_for_backward(x, weight, active)
         ctx.has_bias = has_bias
         return out
 
     @staticmethod
     def backward(ctx: Any, g_out: torch.Tensor) -> Any:
-        x, weight = ctx.saved_tensors
+        x, weight, active = ctx.saved_tensors
         g = g_out.to(x.dtype).contiguous()
         g_x = g.mm(weight) if ctx.needs_input_grad[0] else None  # the one dense product
-        g_w = None
-        if ctx.needs_input_grad[1]:
-            x_, g_ = _np(x), _np(g)
-            parts: dict[int, np.ndarray] = {}
+        want_w, want_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
+        if not (want_w or want_b):
+            return g_x, None, None
+        x_, g_, act_ = _np(x), _np(g), active.numpy().view(np.uint64)
+        parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-            def part(lo: int, hi: int) -> None:
-                acc = np.zeros((x_.shape[1], g_.shape[1]), dtype=x_.dtype)
-                scatter_weight_grad(x_[lo:hi], g_[lo:hi], acc)
-                parts[lo] = acc
+        def part(lo: int, hi: int) -> None:
+            gwt = np.zeros((x_.shape[1], g_.shape[1]), dtype=x_.dtype)
+            gb = np.zeros(g_.shape[1], dtype=np.float64)
+            scatter_grads(x_[lo:hi], act_[lo:hi], g_[lo:hi], gwt, want_b, gb)
+            parts[lo] = (gwt, gb)
 
-            rows_in_parallel(len(x_), part)
-            total = parts.pop(min(parts))
-            for lo in sorted(parts):  # slice order: deterministic for a given thread count
-                total += parts[lo]
-            g_w = torch.from_numpy(total).t().contiguous()
-        g_b = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        rows_in_parallel(len(x_), part)
+        gwt, gb = parts.pop(min(parts))
+        for lo in sorted(parts):  # slice order: deterministic for a given thread count
+            gwt += parts[lo][0]
+            gb += parts[lo][1]
+        g_w = torch.from_numpy(gwt).t().contiguous() if want_w else None
+        g_b = torch.from_numpy(gb.astype(np.float32)) if want_b else None
         return g_x, g_w, g_b
 
 
