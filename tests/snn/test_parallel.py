@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -45,7 +46,10 @@ def split(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the OpenMP runtime is found through /proc")
 def test_slices_run_on_torchs_openmp_team_with_the_caller_as_one_of_its_threads(threads: None) -> None:
-    assert parallel.loaded_openmp() is not None and parallel.openmp_team() is not None
+    runtime = parallel.loaded_openmp()
+    assert runtime is not None and parallel.openmp_team() is not None
+    home = Path(torch.__file__).resolve().parent
+    assert runtime.resolve().is_relative_to(home) or runtime.parent.name == "torch.libs", runtime  # torch's own
     torch.set_num_threads(2)
     seen: dict[tuple[int, int], int] = {}
     rows_in_parallel(8, lambda lo, hi: seen.__setitem__((lo, hi), threading.get_ident()))

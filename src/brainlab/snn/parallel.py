@@ -28,15 +28,19 @@ _OMP_NAMES = ("libgomp", "libomp", "libiomp")
 
 
 def loaded_openmp() -> Path | None:
-    """The OpenMP runtime loaded into this process (torch's), from the process's memory map; None off Linux."""
+    """The OpenMP runtime torch loaded, from the process's memory map (one shipped inside torch's install first,
+    should another package have loaded its own); None off Linux or when none is loaded."""
     maps = Path("/proc/self/maps")
     if not sys.platform.startswith("linux") or not maps.exists():
         return None
+    found: list[Path] = []
     for line in maps.read_text().splitlines():
-        path = line.split()[-1] if line.split() else ""
-        if path.startswith("/") and Path(path).name.startswith(_OMP_NAMES):
-            return Path(path)
-    return None
+        path = Path(line.split()[-1]) if line.split() else Path()
+        if str(path).startswith("/") and path.name.startswith(_OMP_NAMES) and path not in found:
+            found.append(path)
+    home = Path(torch.__file__).resolve().parent
+    ours = [p for p in found if p.resolve().is_relative_to(home) or p.parent.name == "torch.libs"]
+    return (ours or found or [None])[0]
 
 
 class OpenMPTeam:
