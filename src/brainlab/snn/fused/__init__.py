@@ -14,7 +14,7 @@ input dtype; `torch.compile` treats the layer as a graph break (optional).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from brainlab.snn.fused import ext as fused_ext
 from brainlab.snn.fused.select import check_kernel, triton_kernels, use_triton
 from brainlab.snn.parallel import rows_in_parallel
 from brainlab.snn.plug import Backend, no_nir
+from brainlab.snn.reuse import BufferSlot
 from brainlab.snn.sinabs_backend import make_surrogate, recurrent_weight
 from brainlab.snn.spec import NeuronSpec, parse_neuron
 
@@ -99,6 +100,16 @@ def same_at_every_step(grad: torch.Tensor) -> bool:
     return grad.dim() == 3 and grad.shape[1] > 1 and grad.stride(1) == 0
 
 
+@dataclass
+class Workspace:
+    """A layer's reusable buffers for the membrane kernels' large tensors (`brainlab.snn.reuse`): spikes, saved
+    pre-reset potentials, the input gradient (each reused only once nothing else refers to it)."""
+
+    spikes: BufferSlot = field(default_factory=BufferSlot)
+    vpre: BufferSlot = field(default_factory=BufferSlot)
+    g_u: BufferSlot = field(default_factory=BufferSlot)
+
+
 class MembraneFn(torch.autograd.Function):
     """`(u, v0, alpha) -> (spikes, v_last)`: the membrane loop with reset, threshold and lower bound.
 
@@ -107,9 +118,10 @@ class MembraneFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig,
-                in_scale: float = 1.0) -> Any:
+                in_scale: float = 1.0, slots: Workspace | None = None) -> Any:
         u, v0, alpha = u.contiguous(), v0.contiguous(), alpha.contiguous()
-        spikes, vpre, v_last = torch.empty_like(u), torch.empty_like(u), torch.empty_like(v0)
+        slots = slots or Workspace()
+        spikes, vpre, v_last = slots.spikes.take(u), slots.vpre.take(u), torch.empty_like(v0)
         if use_triton(u, cfg.kernel):
             assert in_scale == 1.0, "the Triton kernels take the scaled input"
             triton_kernels().membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
@@ -121,7 +133,9 @@ class MembraneFn(torch.autograd.Function):
                 s_[lo:hi], p_[lo:hi], last_[lo:hi],
             ))
         ctx.save_for_backward(vpre, v0, alpha)
-        ctx.cfg, ctx.in_scale = cfg, in_scale
+        ctx.cfg, ctx.in_scale, ctx.slots = cfg, in_scale, slots
+        slots.spikes.give_back(spikes)
+        slots.vpre.give_back(vpre)
         return spikes, v_last
 
     @staticmethod
@@ -136,7 +150,7 @@ class MembraneFn(torch.autograd.Function):
         g_spikes = (g_spikes if every_step else g_spikes[:, :1]).to(vpre.dtype).contiguous()
         inline = not triton and isinstance(cfg.surrogate, sa.SingleExponential)
         # the surrogate at every step, overwritten by the kernel with the input gradient (CPU: computed inline)
-        g_u = torch.empty_like(vpre) if inline else surrogate_into(cfg, vpre)
+        g_u = ctx.slots.g_u.take(vpre) if inline else surrogate_into(cfg, vpre)
         g_v0, g_alpha = torch.empty_like(v0), torch.empty_like(v0)
         if triton:
             triton_kernels().membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0,
@@ -150,7 +164,9 @@ class MembraneFn(torch.autograd.Function):
                 cfg.reset_mode, cfg.has_min, min_v, inline, exp_scale, exp_rate, need_alpha, _f32(ctx.in_scale),
                 gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
             ))
-        return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None, None
+        if inline:
+            ctx.slots.g_u.give_back(g_u)
+        return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None, None, None
 
 
 class SynapseFn(torch.autograd.Function):
@@ -185,9 +201,10 @@ class SynapseFn(torch.autograd.Function):
 
 
 @torch.compiler.disable
-def _membrane(u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig, in_scale: float = 1.0) -> Any:
+def _membrane(u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: KernelConfig, in_scale: float = 1.0,
+              slots: Workspace | None = None) -> Any:
     """The kernels stay outside torch.compile graphs (a graph break), so compiled nets still run them."""
-    return MembraneFn.apply(u, v0, alpha, cfg, in_scale)
+    return MembraneFn.apply(u, v0, alpha, cfg, in_scale, slots)
 
 
 @torch.compiler.disable
@@ -223,6 +240,7 @@ class FusedNeuron(nn.Module):
         self.tau_syn = tau(spec.tau_syn)
         self.tau_adapt = tau(spec.tau_adapt) if spec.adaptive else None
         self.rec_connect = recurrent_weight(int(spec.features)) if spec.recurrent else None
+        self._slots = Workspace()  # the kernels' large outputs, their memory reused between steps
         self.register_buffer("v_mem", torch.zeros(0))
         self.register_buffer("i_syn", torch.zeros(0))
         self.register_buffer("b", torch.zeros(0))
@@ -299,7 +317,7 @@ class FusedNeuron(nn.Module):
                     u = norm * u
                 else:  # a constant: the CPU kernels multiply it in (same float32 product, no extra pass)
                     in_scale = float(norm)
-            spikes, self.v_mem = _membrane(u, self.v_mem, alpha, self.cfg, in_scale)
+            spikes, self.v_mem = _membrane(u, self.v_mem, alpha, self.cfg, in_scale, self._slots)
         return spikes.reshape(x.shape).to(x.dtype)
 
 

@@ -1,0 +1,47 @@
+"""Buffers a layer writes every step, kept between steps: `BufferSlot`.
+
+torch's CPU allocator hands large tensors back to the C allocator, which returns the pages to the operating system;
+the next step's tensor of the same size is then mapped afresh and every 4 KiB page faults on first write (measured on
+a 2-core VM: the fused membrane kernel spent 3 of its 5 ms per layer in those faults). A slot hands out the same
+buffer again once nothing but the slot refers to it: no tensor, view, saved-for-backward reference or NumPy array
+shares its storage. Otherwise (the graph of an earlier step still alive, another shape) it allocates a new one.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import torch
+
+
+def unshared(t: torch.Tensor) -> bool:
+    """Whether only this tensor object refers to its memory (no other handle, view, array or saved reference)."""
+    # the storage's count includes the temporary storage object made to ask it
+    return t._use_count() == 1 and torch._C._storage_Use_Count(t.untyped_storage()._cdata) == 2
+
+
+class BufferSlot:
+    """One reusable buffer (see the module docstring); never part of a module's state or copies."""
+
+    def __init__(self) -> None:
+        self._buf: torch.Tensor | None = None
+
+    def take(self, like: torch.Tensor) -> torch.Tensor:
+        """An uninitialised contiguous tensor of `like`'s shape, dtype and device: the kept one when it is free."""
+        buf, self._buf = self._buf, None  # while handed out, the slot holds no reference
+        # sys.getrefcount: `buf` and its own argument, so no Python name anywhere else holds this tensor object
+        if (buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device
+                or sys.getrefcount(buf) != 2 or not unshared(buf)):
+            buf = torch.empty(like.shape, dtype=like.dtype, device=like.device)
+        return buf
+
+    def give_back(self, buf: torch.Tensor) -> None:
+        """Keep `buf` for the next `take` (it is reused only once nothing else refers to it)."""
+        self._buf = buf
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> BufferSlot:
+        return BufferSlot()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_buf": None}
