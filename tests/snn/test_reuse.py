@@ -8,6 +8,7 @@ import copy
 import torch
 
 from brainlab.snn import fused
+from brainlab.snn.event_linear import EventLinear
 from brainlab.snn.reuse import BufferSlot, unshared
 
 
@@ -132,3 +133,30 @@ def test_fused_layer_reuses_its_buffers_across_steps() -> None:
 
     step()
     assert step() == step()
+
+
+def test_event_synapse_steps_with_reused_buffers_equal_steps_without_and_keep_earlier_outputs() -> None:
+    """EventLinear -> fused IAF -> EventLinear over several steps: kept outputs and gradients stay as they were."""
+    gen = torch.Generator().manual_seed(2)
+    xs = [(torch.rand(5, 30, 40, generator=gen) < 0.1).float() for _ in range(3)]
+    runs = []
+    for reuse in (True, False):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(EventLinear(40, 24), _layer("iaf", reuse), EventLinear(24, 6))
+        if not reuse:
+            for m in net:
+                if isinstance(m, EventLinear):
+                    m._slots = None
+        kept = []
+        for x in xs:
+            net.zero_grad(set_to_none=True)
+            net[1].reset_states()
+            hidden = net[1](net[0](x))
+            out = net[2](hidden)
+            out.square().sum().backward()
+            kept.append((out, out.detach().clone(), hidden, hidden.clone(), net[0].weight.grad.clone()))
+        runs.append(kept)
+    for (out_a, copy_a, hid_a, hcopy_a, gw_a), (out_b, _, hid_b, _, gw_b) in zip(*runs, strict=True):
+        assert torch.equal(out_a, copy_a) and torch.equal(hid_a, hcopy_a), "a later step overwrote a kept tensor"
+        assert torch.equal(out_a, out_b) and torch.equal(hid_a, hid_b) and torch.equal(gw_a, gw_b)
+    assert runs[0][0][2].sum() > 0

@@ -20,6 +20,7 @@ float32 take the dense path. Being an `nn.Linear` subclass, the metric hooks (Sy
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import numba as nb
@@ -34,6 +35,7 @@ from torch import nn
 
 from brainlab.core.checks import check_choice
 from brainlab.snn.parallel import rows_in_parallel
+from brainlab.snn.reuse import BufferSlot
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +122,26 @@ def _np(t: torch.Tensor) -> Any:
     return t.detach().numpy()
 
 
+@dataclass
+class Workspace:
+    """An `EventLinear`'s reusable buffers (`brainlab.snn.reuse`): output, active-input masks, input gradient."""
+
+    out: BufferSlot = field(default_factory=BufferSlot)
+    active: BufferSlot = field(default_factory=BufferSlot)
+    g_x: BufferSlot = field(default_factory=BufferSlot)
+
+
 class EventLinearFn(torch.autograd.Function):
     """`(x (rows, in), weight (out, in), bias (out) | None) -> (rows, out)`, float32 CPU tensors."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                slots: Workspace | None = None) -> torch.Tensor:
         x = x.contiguous()
         wt = weight.detach().t().contiguous()
-        out = torch.empty(x.shape[0], weight.shape[0], dtype=x.dtype)
-        active = torch.empty(x.shape[0], -(-x.shape[1] // 64), dtype=torch.int64)  # bit masks, read as uint64
+        slots = slots or Workspace()
+        out = slots.out.take(shape=(x.shape[0], weight.shape[0]), dtype=x.dtype)
+        active = slots.active.take(shape=(x.shape[0], -(-x.shape[1] // 64)), dtype=torch.int64)  # read as uint64
         b = bias.detach() if bias is not None else torch.zeros(0, dtype=x.dtype)
         x_, wt_, b_, out_ = map(_np, (x, wt, b, out))
         act_ = active.numpy().view(np.uint64)
@@ -136,17 +149,25 @@ class EventLinearFn(torch.autograd.Function):
         rows_in_parallel(len(x_), lambda lo, hi: gather_forward(x_[lo:hi], wt_, b_, has_bias, out_[lo:hi],
                                                                 act_[lo:hi]))
         ctx.save_for_backward(x, weight, active)
-        ctx.has_bias = has_bias
+        ctx.has_bias, ctx.slots = has_bias, slots
+        slots.out.give_back(out)
+        slots.active.give_back(active)
         return out
 
     @staticmethod
     def backward(ctx: Any, g_out: torch.Tensor) -> Any:
         x, weight, active = ctx.saved_tensors
         g = g_out.to(x.dtype).contiguous()
-        g_x = g.mm(weight) if ctx.needs_input_grad[0] else None  # the one dense product
+        g_x = None
+        if ctx.needs_input_grad[0]:  # the one dense product
+            if torch.is_grad_enabled():  # create_graph: a plain product autograd can record
+                g_x = g.mm(weight)
+            else:
+                g_x = torch.mm(g, weight, out=ctx.slots.g_x.take(x))
+                ctx.slots.g_x.give_back(g_x)
         want_w, want_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
         if not (want_w or want_b):
-            return g_x, None, None
+            return g_x, None, None, None
         x_, g_, act_ = _np(x), _np(g), active.numpy().view(np.uint64)
         parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -163,7 +184,7 @@ class EventLinearFn(torch.autograd.Function):
             gb += parts[lo][1]
         g_w = torch.from_numpy(gwt).t().contiguous() if want_w else None
         g_b = torch.from_numpy(gb.astype(np.float32)) if want_b else None
-        return g_x, g_w, g_b
+        return g_x, g_w, g_b, None
 
 
 def density(x: torch.Tensor) -> float:
@@ -182,6 +203,7 @@ class EventLinear(nn.Linear):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.mode = check_choice("backend.synapse", mode, MODES)
         self.chosen: str | None = None if mode == "auto" else mode
+        self._slots = Workspace()  # the large outputs' memory, reused between steps
 
     def extra_repr(self) -> str:
         chosen = f" -> {self.chosen}" if self.mode == "auto" and self.chosen else ""
@@ -202,7 +224,7 @@ class EventLinear(nn.Linear):
                 or self.choose(x) == "dense"):
             return F.linear(x, self.weight, self.bias)
         lead = x.shape[:-1]
-        out = EventLinearFn.apply(x.reshape(-1, self.in_features), self.weight, self.bias)
+        out = EventLinearFn.apply(x.reshape(-1, self.in_features), self.weight, self.bias, self._slots)
         return out.reshape(*lead, self.out_features)
 
 

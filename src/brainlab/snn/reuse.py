@@ -27,13 +27,18 @@ class BufferSlot:
     def __init__(self) -> None:
         self._buf: torch.Tensor | None = None
 
-    def take(self, like: torch.Tensor) -> torch.Tensor:
-        """An uninitialised contiguous tensor of `like`'s shape, dtype and device: the kept one when it is free."""
+    def take(self, like: torch.Tensor | None = None, *, shape: tuple[int, ...] | None = None,
+             dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+        """An uninitialised contiguous tensor of `like`'s shape, dtype and device (or those given): the kept one
+        when it is free, else a new one."""
+        shape = tuple(like.shape if shape is None else shape)
+        dtype = dtype or (like.dtype if like is not None else torch.float32)
+        device = torch.device(device or (like.device if like is not None else "cpu"))
         buf, self._buf = self._buf, None  # while handed out, the slot holds no reference
         # sys.getrefcount: `buf` and its own argument, so no Python name anywhere else holds this tensor object
-        if (buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device
+        if (buf is None or tuple(buf.shape) != shape or buf.dtype != dtype or buf.device != device
                 or sys.getrefcount(buf) != 2 or not unshared(buf)):
-            buf = torch.empty(like.shape, dtype=like.dtype, device=like.device)
+            buf = torch.empty(shape, dtype=dtype, device=device)
         return buf
 
     def give_back(self, buf: torch.Tensor) -> None:
