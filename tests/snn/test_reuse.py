@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 from brainlab.snn import fused
@@ -78,9 +79,17 @@ def test_deep_copies_and_pickles_carry_no_buffer() -> None:
     assert copy.deepcopy(slot)._buf is None and slot.__getstate__() == {"_buf": None}
 
 
-def _layer(kind: str, reuse: bool) -> torch.nn.Module:
-    params = {"tau_mem": 8.0} if kind == "lif" else {}
-    layer = fused.neuron(kind, spike_threshold=1.0, **params)
+SETTINGS = {  # the membrane kernel, the synaptic current before it, the ALIF / recurrent kernel
+    "iaf": {"kind": "iaf"},
+    "lif": {"kind": "lif", "tau_mem": 8.0},
+    "lif_syn": {"kind": "lif", "tau_mem": 8.0, "tau_syn": 4.0},
+    "alif_recurrent": {"kind": "alif", "tau_mem": 8.0, "tau_adapt": 20.0, "recurrent": True, "features": 16},
+}
+
+
+def _layer(setting: str, reuse: bool) -> torch.nn.Module:
+    torch.manual_seed(0)  # the recurrent weight
+    layer = fused.neuron(spike_threshold=1.0, **SETTINGS[setting])
     if not reuse:
         layer._slots = None
     return layer
@@ -91,10 +100,10 @@ def test_fused_steps_with_reused_buffers_equal_steps_without_and_keep_earlier_ou
     gradients and graphs of earlier steps that the caller kept are never overwritten by later steps."""
     gen = torch.Generator().manual_seed(0)
     xs = [torch.randn(6, 30, 16, generator=gen) * 2 + 0.4 for _ in range(4)]
-    for kind in ("iaf", "lif"):
+    for setting in SETTINGS:
         runs = []
         for reuse in (True, False):
-            layer, kept = _layer(kind, reuse), []
+            layer, kept = _layer(setting, reuse), []
             for x in xs:
                 layer.reset_states()
                 inp = x.clone().requires_grad_()
@@ -123,13 +132,15 @@ def test_a_retained_graph_backpropagates_the_same_after_a_later_step() -> None:
     torch.testing.assert_close(inp.grad, first, rtol=0, atol=0)
 
 
-def test_fused_layer_reuses_its_buffers_across_steps() -> None:
-    layer, x = _layer("iaf", reuse=True), torch.randn(4, 20, 8) * 2 + 0.5
+@pytest.mark.parametrize("setting", list(SETTINGS))
+def test_fused_layer_reuses_its_buffers_across_steps(setting: str) -> None:
+    layer, x = _layer(setting, reuse=True), torch.randn(4, 20, 16) * 2 + 0.5
+    names = ["spikes", "vpre", "g_u"] + (["synapse", "synapse_g_x"] if setting == "lif_syn" else [])
 
-    def step() -> tuple[int, int]:
+    def step() -> list[int]:
         layer.reset_states()
         (layer(x.clone().requires_grad_()) * 2).sum().backward()
-        return layer._slots.vpre._buf.data_ptr(), layer._slots.g_u._buf.data_ptr()
+        return [layer._slots[name]._buf.data_ptr() for name in names]
 
     step()
     assert step() == step()

@@ -20,7 +20,6 @@ float32 take the dense path. Being an `nn.Linear` subclass, the metric hooks (Sy
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import numba as nb
@@ -35,7 +34,7 @@ from torch import nn
 
 from brainlab.core.checks import check_choice
 from brainlab.snn.parallel import rows_in_parallel
-from brainlab.snn.reuse import BufferSlot
+from brainlab.snn.reuse import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +121,6 @@ def _np(t: torch.Tensor) -> Any:
     return t.detach().numpy()
 
 
-@dataclass
-class Workspace:
-    """An `EventLinear`'s reusable buffers (`brainlab.snn.reuse`): output, active-input masks, input gradient."""
-
-    out: BufferSlot = field(default_factory=BufferSlot)
-    active: BufferSlot = field(default_factory=BufferSlot)
-    g_x: BufferSlot = field(default_factory=BufferSlot)
-
-
 class EventLinearFn(torch.autograd.Function):
     """`(x (rows, in), weight (out, in), bias (out) | None) -> (rows, out)`, float32 CPU tensors."""
 
@@ -140,8 +130,8 @@ class EventLinearFn(torch.autograd.Function):
         x = x.contiguous()
         wt = weight.detach().t().contiguous()
         slots = slots or Workspace()
-        out = slots.out.take(shape=(x.shape[0], weight.shape[0]), dtype=x.dtype)
-        active = slots.active.take(shape=(x.shape[0], -(-x.shape[1] // 64)), dtype=torch.int64)  # read as uint64
+        out = slots["out"].take(shape=(x.shape[0], weight.shape[0]), dtype=x.dtype)
+        active = slots["active"].take(shape=(x.shape[0], -(-x.shape[1] // 64)), dtype=torch.int64)  # read as uint64
         b = bias.detach() if bias is not None else torch.zeros(0, dtype=x.dtype)
         x_, wt_, b_, out_ = map(_np, (x, wt, b, out))
         act_ = active.numpy().view(np.uint64)
@@ -150,8 +140,8 @@ class EventLinearFn(torch.autograd.Function):
                                                                 act_[lo:hi]))
         ctx.save_for_backward(x, weight, active)
         ctx.has_bias, ctx.slots = has_bias, slots
-        slots.out.give_back(out)
-        slots.active.give_back(active)
+        slots["out"].give_back(out)
+        slots["active"].give_back(active)
         return out
 
     @staticmethod
@@ -163,8 +153,8 @@ class EventLinearFn(torch.autograd.Function):
             if torch.is_grad_enabled():  # create_graph: a plain product autograd can record
                 g_x = g.mm(weight)
             else:
-                g_x = torch.mm(g, weight, out=ctx.slots.g_x.take(x))
-                ctx.slots.g_x.give_back(g_x)
+                g_x = torch.mm(g, weight, out=ctx.slots["g_x"].take(x))
+                ctx.slots["g_x"].give_back(g_x)
         want_w, want_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
         if not (want_w or want_b):
             return g_x, None, None, None

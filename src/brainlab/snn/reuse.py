@@ -50,3 +50,19 @@ class BufferSlot:
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_buf": None}
+
+
+class Workspace:
+    """A layer's named `BufferSlot`s, made on first use (`workspace["vpre"].take(like)`)."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, BufferSlot] = {}
+
+    def __getitem__(self, name: str) -> BufferSlot:
+        return self._slots.setdefault(name, BufferSlot())
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Workspace:
+        return Workspace()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_slots": {}}

@@ -14,7 +14,7 @@ input dtype; `torch.compile` treats the layer as a graph break (optional).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ from brainlab.snn.fused import ext as fused_ext
 from brainlab.snn.fused.select import check_kernel, triton_kernels, use_triton
 from brainlab.snn.parallel import rows_in_parallel
 from brainlab.snn.plug import Backend, no_nir
-from brainlab.snn.reuse import BufferSlot
+from brainlab.snn.reuse import Workspace
 from brainlab.snn.sinabs_backend import make_surrogate, recurrent_weight
 from brainlab.snn.spec import NeuronSpec, parse_neuron
 
@@ -100,16 +100,6 @@ def same_at_every_step(grad: torch.Tensor) -> bool:
     return grad.dim() == 3 and grad.shape[1] > 1 and grad.stride(1) == 0
 
 
-@dataclass
-class Workspace:
-    """A layer's reusable buffers for the membrane kernels' large tensors (`brainlab.snn.reuse`): spikes, saved
-    pre-reset potentials, the input gradient (each reused only once nothing else refers to it)."""
-
-    spikes: BufferSlot = field(default_factory=BufferSlot)
-    vpre: BufferSlot = field(default_factory=BufferSlot)
-    g_u: BufferSlot = field(default_factory=BufferSlot)
-
-
 class MembraneFn(torch.autograd.Function):
     """`(u, v0, alpha) -> (spikes, v_last)`: the membrane loop with reset, threshold and lower bound.
 
@@ -121,7 +111,7 @@ class MembraneFn(torch.autograd.Function):
                 in_scale: float = 1.0, slots: Workspace | None = None) -> Any:
         u, v0, alpha = u.contiguous(), v0.contiguous(), alpha.contiguous()
         slots = slots or Workspace()
-        spikes, vpre, v_last = slots.spikes.take(u), slots.vpre.take(u), torch.empty_like(v0)
+        spikes, vpre, v_last = slots["spikes"].take(u), slots["vpre"].take(u), torch.empty_like(v0)
         if use_triton(u, cfg.kernel):
             assert in_scale == 1.0, "the Triton kernels take the scaled input"
             triton_kernels().membrane_forward(u, v0, alpha, cfg, spikes, vpre, v_last)
@@ -134,8 +124,8 @@ class MembraneFn(torch.autograd.Function):
             ))
         ctx.save_for_backward(vpre, v0, alpha)
         ctx.cfg, ctx.in_scale, ctx.slots = cfg, in_scale, slots
-        slots.spikes.give_back(spikes)
-        slots.vpre.give_back(vpre)
+        slots["spikes"].give_back(spikes)
+        slots["vpre"].give_back(vpre)
         return spikes, v_last
 
     @staticmethod
@@ -150,7 +140,7 @@ class MembraneFn(torch.autograd.Function):
         g_spikes = (g_spikes if every_step else g_spikes[:, :1]).to(vpre.dtype).contiguous()
         inline = not triton and isinstance(cfg.surrogate, sa.SingleExponential)
         # the surrogate at every step, overwritten by the kernel with the input gradient (CPU: computed inline)
-        g_u = ctx.slots.g_u.take(vpre) if inline else surrogate_into(cfg, vpre)
+        g_u = ctx.slots["g_u"].take(vpre) if inline else surrogate_into(cfg, vpre)
         g_v0, g_alpha = torch.empty_like(v0), torch.empty_like(v0)
         if triton:
             triton_kernels().membrane_backward(g_spikes, g_last, vpre, g_u, v0, alpha, cfg, need_alpha, g_u, g_v0,
@@ -165,7 +155,7 @@ class MembraneFn(torch.autograd.Function):
                 gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
             ))
         if inline:
-            ctx.slots.g_u.give_back(g_u)
+            ctx.slots["g_u"].give_back(g_u)
         return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None, None, None
 
 
@@ -173,23 +163,26 @@ class SynapseFn(torch.autograd.Function):
     """`(x, i0, alpha) -> i`: sinabs's synaptic current `i_t = alpha * (i_{t-1} + x_t)` (`kernel`: the path)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor, kernel: str = "auto",
+                slots: Workspace | None = None) -> torch.Tensor:
         x, i0, alpha = x.contiguous(), i0.contiguous(), alpha.contiguous()
-        out = torch.empty_like(x)
+        slots = slots or Workspace()
+        out = slots["synapse"].take(x)
         if use_triton(x, kernel):
             triton_kernels().synapse_forward(x, i0, alpha, out)
         else:
             x_, i0_, a, out_ = map(_np, (x, i0, alpha, out))
             rows_in_parallel(len(x_), lambda lo, hi: K.synapse_forward(x_[lo:hi], i0_[lo:hi], a, out_[lo:hi]))
         ctx.save_for_backward(x, out, i0, alpha)
-        ctx.kernel = kernel
+        ctx.kernel, ctx.slots = kernel, slots
+        slots["synapse"].give_back(out)
         return out
 
     @staticmethod
     def backward(ctx: Any, g_out: torch.Tensor) -> Any:
         x, out, i0, alpha = ctx.saved_tensors
         g_out = g_out.to(x.dtype).contiguous()
-        g_x, g_i0, g_alpha = torch.empty_like(x), torch.empty_like(i0), torch.empty_like(i0)
+        g_x, g_i0, g_alpha = ctx.slots["synapse_g_x"].take(x), torch.empty_like(i0), torch.empty_like(i0)
         if use_triton(x, ctx.kernel):
             triton_kernels().synapse_backward(g_out, x, out, i0, alpha, g_x, g_i0, g_alpha)
         else:
@@ -197,7 +190,8 @@ class SynapseFn(torch.autograd.Function):
             rows_in_parallel(len(x_), lambda lo, hi: K.synapse_backward(
                 g_[lo:hi], x_[lo:hi], o_[lo:hi], i0_[lo:hi], a, gx_[lo:hi], gi_[lo:hi], ga_[lo:hi]
             ))
-        return g_x, g_i0, g_alpha.sum(0), None
+        ctx.slots["synapse_g_x"].give_back(g_x)
+        return g_x, g_i0, g_alpha.sum(0), None, None
 
 
 @torch.compiler.disable
@@ -208,8 +202,9 @@ def _membrane(u: torch.Tensor, v0: torch.Tensor, alpha: torch.Tensor, cfg: Kerne
 
 
 @torch.compiler.disable
-def _synapse(x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor, kernel: str) -> torch.Tensor:
-    return SynapseFn.apply(x, i0, alpha, kernel)
+def _synapse(x: torch.Tensor, i0: torch.Tensor, alpha: torch.Tensor, kernel: str,
+             slots: Workspace | None = None) -> torch.Tensor:
+    return SynapseFn.apply(x, i0, alpha, kernel, slots)
 
 
 class FusedNeuron(nn.Module):
@@ -282,7 +277,7 @@ class FusedNeuron(nn.Module):
         aa = self._decay(self.tau_adapt, feats, dev, default=0.0)
         w = self.rec_connect.weight.float() if self.rec_connect is not None else torch.empty(0, 0, device=dev)
         spikes, self.v_mem, i_last, b_last = fused_ext.run(u, self.v_mem, self.i_syn, self.b, am, asyn, aa, w,
-                                                           self.ext_cfg)
+                                                           self.ext_cfg, self._slots)
         if self.ext_cfg.has_syn:
             self.i_syn = i_last
         if self.ext_cfg.adaptive:
@@ -307,7 +302,7 @@ class FusedNeuron(nn.Module):
             if self.ext:
                 return self._forward_ext(u, feats).reshape(x.shape).to(x.dtype)
             if self.tau_syn is not None:
-                u = _synapse(u, self.i_syn, self._decay(self.tau_syn, feats, x.device), self.kernel)
+                u = _synapse(u, self.i_syn, self._decay(self.tau_syn, feats, x.device), self.kernel, self._slots)
                 self.i_syn = u[:, -1]
             alpha = self._decay(self.tau_mem, feats, x.device)
             in_scale = 1.0

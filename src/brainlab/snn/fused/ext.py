@@ -15,6 +15,7 @@ import torch
 from brainlab.snn.fused import ext_cpu as X
 from brainlab.snn.fused.select import triton_kernels, use_triton
 from brainlab.snn.parallel import rows_in_parallel
+from brainlab.snn.reuse import Workspace
 
 _EMPTY3 = torch.empty(0, 0, 0)
 _EMPTY2 = torch.empty(0, 0)
@@ -74,11 +75,13 @@ class NeuronFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, b0: torch.Tensor, am: torch.Tensor,
-                asyn: torch.Tensor, aa: torch.Tensor, w: torch.Tensor, cfg: ExtConfig) -> Any:
+                asyn: torch.Tensor, aa: torch.Tensor, w: torch.Tensor, cfg: ExtConfig,
+                slots: Workspace | None = None) -> Any:
         x, v0, i0, b0 = (t.contiguous() for t in (x, v0, i0, b0))
         am, asyn, aa, w = (t.detach().contiguous() for t in (am, asyn, aa, w))
         om_am, om_aa = 1 - am, 1 - aa
-        spikes, vpre = torch.empty_like(x), torch.empty_like(x)
+        slots = slots or Workspace()
+        spikes, vpre = slots["spikes"].take(x), slots["vpre"].take(x)
         bpre, tot, isyn = _opt(x, cfg.adaptive, _EMPTY3), _opt(x, cfg.recurrent, _EMPTY3), _opt(x, cfg.has_syn, _EMPTY3)
         wt = w.t().contiguous() if cfg.recurrent else _EMPTY2.to(x.device)
         v_out, i_out, b_out = torch.empty_like(v0), torch.empty_like(i0), torch.empty_like(b0)
@@ -89,7 +92,9 @@ class NeuronFn(torch.autograd.Function):
             _cpu_rows(X.neuron_forward, (x, v0, i0, b0), (am, om_am, asyn, aa, om_aa), wt, cfg,
                       (spikes, vpre, bpre, tot, isyn, v_out, i_out, b_out), spike_mode=True)
         ctx.save_for_backward(tot if cfg.recurrent else x, spikes, vpre, bpre, isyn, v0, i0, b0, am, asyn, aa, w)
-        ctx.cfg = cfg
+        ctx.cfg, ctx.slots = cfg, slots
+        slots["spikes"].give_back(spikes)
+        slots["vpre"].give_back(vpre)
         return spikes, v_out, i_out, b_out
 
     @staticmethod
@@ -99,7 +104,7 @@ class NeuronFn(torch.autograd.Function):
         g_spikes, g_v, g_i, g_b = (g.to(vpre.dtype).contiguous() for g in (g_spikes, g_v, g_i, g_b))
         sg = cfg.surrogate(vpre, cfg.threshold(bpre)).to(vpre.dtype).contiguous()
         om_am, om_aa = 1 - am, 1 - aa
-        g_x = torch.empty_like(vpre)
+        g_x = ctx.slots["g_u"].take(vpre)
         g_v0, g_i0, g_b0 = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
         g_am, g_asyn, g_aa = torch.empty_like(v0), torch.empty_like(v0), torch.empty_like(v0)
         if use_triton(vpre, cfg.kernel):
@@ -114,11 +119,12 @@ class NeuronFn(torch.autograd.Function):
         if cfg.recurrent and ctx.needs_input_grad[7]:
             feats = vpre.shape[-1]
             g_w = g_x[:, 1:].reshape(-1, feats).t() @ spikes[:, :-1].reshape(-1, feats)
-        return g_x, g_v0, g_i0, g_b0, g_am.sum(0), g_asyn.sum(0), g_aa.sum(0), g_w, None
+        ctx.slots["g_u"].give_back(g_x)
+        return g_x, g_v0, g_i0, g_b0, g_am.sum(0), g_asyn.sum(0), g_aa.sum(0), g_w, None, None
 
 
 @torch.compiler.disable
 def run(x: torch.Tensor, v0: torch.Tensor, i0: torch.Tensor, b0: torch.Tensor, am: torch.Tensor, asyn: torch.Tensor,
-        aa: torch.Tensor, w: torch.Tensor, cfg: ExtConfig) -> Any:
-    """The kernels stay outside torch.compile graphs (a graph break)."""
-    return NeuronFn.apply(x, v0, i0, b0, am, asyn, aa, w, cfg)
+        aa: torch.Tensor, w: torch.Tensor, cfg: ExtConfig, slots: Workspace | None = None) -> Any:
+    """The kernels stay outside torch.compile graphs (a graph break); `slots`: the layer's reused buffers."""
+    return NeuronFn.apply(x, v0, i0, b0, am, asyn, aa, w, cfg, slots)
