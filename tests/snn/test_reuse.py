@@ -171,3 +171,19 @@ def test_event_synapse_steps_with_reused_buffers_equal_steps_without_and_keep_ea
         assert torch.equal(out_a, copy_a) and torch.equal(hid_a, hcopy_a), "a later step overwrote a kept tensor"
         assert torch.equal(out_a, out_b) and torch.equal(hid_a, hid_b) and torch.equal(gw_a, gw_b)
     assert runs[0][0][2].sum() > 0
+
+
+def test_a_buffer_made_under_inference_mode_is_not_handed_to_training() -> None:
+    """Lightning validates under `torch.inference_mode()`: a buffer allocated there cannot be saved for backward."""
+    layer, x = _layer("iaf", reuse=True), torch.randn(3, 10, 16) * 2 + 0.5
+    with torch.inference_mode():
+        layer(x)
+    assert layer._slots["vpre"]._buf.is_inference()
+    layer.reset_states()
+    inp = x.clone().requires_grad_()
+    (layer(inp) * 2).sum().backward()  # would fail saving an inference tensor
+    assert inp.grad is not None and not layer._slots["vpre"]._buf.is_inference()
+    with torch.inference_mode():  # a normal buffer may serve inference
+        ptr = layer._slots["vpre"]._buf.data_ptr()
+        layer(x)
+        assert layer._slots["vpre"]._buf.data_ptr() == ptr

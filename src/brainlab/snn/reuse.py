@@ -37,6 +37,7 @@ class BufferSlot:
         buf, self._buf = self._buf, None  # while handed out, the slot holds no reference
         # sys.getrefcount: `buf` and its own argument, so no Python name anywhere else holds this tensor object
         if (buf is None or tuple(buf.shape) != shape or buf.dtype != dtype or buf.device != device
+                or (buf.is_inference() and not torch.is_inference_mode_enabled())  # autograd cannot save it
                 or sys.getrefcount(buf) != 2 or not unshared(buf)):
             buf = torch.empty(shape, dtype=dtype, device=device)
         return buf
