@@ -57,6 +57,15 @@ def test_slices_run_on_torchs_openmp_team_with_the_caller_as_one_of_its_threads(
     assert threading.get_ident() in seen.values() and len(set(seen.values())) == 2
 
 
+def test_the_environment_can_ask_for_our_own_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BRAINLAB_KERNEL_THREADS", "pool")
+    monkeypatch.setattr(parallel, "_TEAM", False)  # not looked up yet
+    assert parallel.openmp_team() is None
+    monkeypatch.delenv("BRAINLAB_KERNEL_THREADS")
+    monkeypatch.setattr(parallel, "_TEAM", False)
+    assert (parallel.openmp_team() is not None) == (parallel.loaded_openmp() is not None)
+
+
 def test_an_error_in_a_slice_is_raised_in_the_callers_thread(threads: None, split: str) -> None:
     torch.set_num_threads(2)
     done: list[int] = []
