@@ -1,4 +1,4 @@
-"""Buffers a layer writes every step, kept between steps: `BufferSlot`.
+"""Buffers a layer writes every step, kept between steps: `BufferSlot`, and a layer's named slots, `Workspace`.
 
 torch's CPU allocator hands large tensors back to the C allocator, which returns the pages to the operating system;
 the next step's tensor of the same size is then mapped afresh and every 4 KiB page faults on first write (measured on
@@ -16,9 +16,12 @@ import torch
 
 
 def unshared(t: torch.Tensor) -> bool:
-    """Whether only this tensor object refers to its memory (no other handle, view, array or saved reference)."""
-    # the storage's count includes the temporary storage object made to ask it
-    return t._use_count() == 1 and torch._C._storage_Use_Count(t.untyped_storage()._cdata) == 2
+    """Whether only this tensor object refers to its memory (no other handle, view, array or saved reference).
+    False where torch cannot tell (the counts are torch internals): then every step allocates, as torch would."""
+    try:  # the storage's count includes the temporary storage object made to ask it
+        return t._use_count() == 1 and torch._C._storage_Use_Count(t.untyped_storage()._cdata) == 2
+    except (AttributeError, RuntimeError):
+        return False
 
 
 class BufferSlot:
