@@ -14,11 +14,8 @@ from brainlab.snn.reuse import BufferSlot, unshared
 
 
 def _cycle(slot: BufferSlot, like: torch.Tensor) -> int:
-    """Take a buffer, give it back, return its address."""
-    buf = slot.take(like)
-    ptr = buf.data_ptr()
-    slot.give_back(buf)
-    return ptr
+    """Take a buffer and drop it (the slot keeps it), return its address."""
+    return slot.take(like).data_ptr()
 
 
 def test_a_free_buffer_is_handed_out_again_and_a_referenced_one_is_not() -> None:
@@ -26,18 +23,12 @@ def test_a_free_buffer_is_handed_out_again_and_a_referenced_one_is_not() -> None
     first = _cycle(slot, like)
     assert _cycle(slot, like) == first  # nothing else refers to it
     keep = slot.take(like)  # a caller keeps the object: the next take must not hand it out
-    slot.give_back(keep)
     assert slot.take(like).data_ptr() != keep.data_ptr()
-    slot.give_back(keep)
-    view = keep.view(-1)  # a view shares the memory
-    del keep
+    view = slot.take(like).view(-1)  # a view shares the memory
     assert slot.take(like).data_ptr() != view.data_ptr()
-    array = torch.empty(3, 3)
-    slot.give_back(array)
-    numpy_view = array.numpy()
-    del array
+    numpy_view = slot.take(torch.empty(3, 3)).numpy()
     assert slot.take(torch.empty(3, 3)).data_ptr() != numpy_view.ctypes.data
-    slot.give_back(torch.empty(2, 2))
+    slot.take(torch.empty(2, 2))
     assert slot.take(torch.empty(3, 3)).shape == (3, 3)  # another shape: a new buffer
     assert unshared(torch.empty(2)) and not unshared(view)
 
@@ -46,13 +37,11 @@ def test_a_buffer_saved_for_backward_is_not_reused_until_its_graph_is_freed() ->
     slot, like = BufferSlot(), torch.empty(8, 8)
 
     class Save(torch.autograd.Function):
-        """Takes a buffer from `slot`, saves it for backward and gives it back (as the fused kernels do)."""
+        """Takes a buffer from `slot` and saves it for backward (as the fused kernels do)."""
 
         @staticmethod
         def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-            buf = slot.take(like)
-            ctx.save_for_backward(buf)
-            slot.give_back(buf)
+            ctx.save_for_backward(slot.take(like))
             return x * 2
 
         @staticmethod
@@ -75,8 +64,8 @@ def test_a_buffer_saved_for_backward_is_not_reused_until_its_graph_is_freed() ->
 
 def test_deep_copies_and_pickles_carry_no_buffer() -> None:
     slot = BufferSlot()
-    slot.give_back(torch.empty(4))
-    assert copy.deepcopy(slot)._buf is None and slot.__getstate__() == {"_buf": None}
+    slot.take(torch.empty(4))
+    assert slot._buf is not None and copy.deepcopy(slot)._buf is None and slot.__getstate__() == {"_buf": None}
 
 
 SETTINGS = {  # the membrane kernel, the synaptic current before it, the ALIF / recurrent kernel

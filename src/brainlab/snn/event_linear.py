@@ -140,8 +140,6 @@ class EventLinearFn(torch.autograd.Function):
                                                                 act_[lo:hi]))
         ctx.save_for_backward(x, weight, active)
         ctx.has_bias, ctx.slots = has_bias, slots
-        slots["out"].give_back(out)
-        slots["active"].give_back(active)
         return out
 
     @staticmethod
@@ -154,7 +152,6 @@ class EventLinearFn(torch.autograd.Function):
                 g_x = g.mm(weight)
             else:
                 g_x = torch.mm(g, weight, out=ctx.slots["g_x"].take(x))
-                ctx.slots["g_x"].give_back(g_x)
         want_w, want_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
         if not (want_w or want_b):
             return g_x, None, None, None

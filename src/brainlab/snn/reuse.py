@@ -25,7 +25,8 @@ def unshared(t: torch.Tensor) -> bool:
 
 
 class BufferSlot:
-    """One reusable buffer (see the module docstring); never part of a module's state or copies."""
+    """One reusable buffer (see the module docstring): the last one `take` handed out; never part of a module's state
+    or copies."""
 
     def __init__(self) -> None:
         self._buf: torch.Tensor | None = None
@@ -33,21 +34,18 @@ class BufferSlot:
     def take(self, like: torch.Tensor | None = None, *, shape: tuple[int, ...] | None = None,
              dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> torch.Tensor:
         """An uninitialised contiguous tensor of `like`'s shape, dtype and device (or those given): the kept one
-        when it is free, else a new one."""
+        when it is free, else a new one, which the slot keeps for the next step."""
         shape = tuple(like.shape if shape is None else shape)
         dtype = dtype or (like.dtype if like is not None else torch.float32)
         device = torch.device(device or (like.device if like is not None else "cpu"))
-        buf, self._buf = self._buf, None  # while handed out, the slot holds no reference
+        buf, self._buf = self._buf, None
         # sys.getrefcount: `buf` and its own argument, so no Python name anywhere else holds this tensor object
         if (buf is None or tuple(buf.shape) != shape or buf.dtype != dtype or buf.device != device
                 or (buf.is_inference() and not torch.is_inference_mode_enabled())  # autograd cannot save it
                 or sys.getrefcount(buf) != 2 or not unshared(buf)):
             buf = torch.empty(shape, dtype=dtype, device=device)
-        return buf
-
-    def give_back(self, buf: torch.Tensor) -> None:
-        """Keep `buf` for the next `take` (it is reused only once nothing else refers to it)."""
         self._buf = buf
+        return buf
 
     def __deepcopy__(self, memo: dict[int, Any]) -> BufferSlot:
         return BufferSlot()

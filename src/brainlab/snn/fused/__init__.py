@@ -124,8 +124,6 @@ class MembraneFn(torch.autograd.Function):
             ))
         ctx.save_for_backward(vpre, v0, alpha)
         ctx.cfg, ctx.in_scale, ctx.slots = cfg, in_scale, slots
-        slots["spikes"].give_back(spikes)
-        slots["vpre"].give_back(vpre)
         return spikes, v_last
 
     @staticmethod
@@ -154,8 +152,6 @@ class MembraneFn(torch.autograd.Function):
                 cfg.reset_mode, cfg.has_min, min_v, inline, exp_scale, exp_rate, need_alpha, _f32(ctx.in_scale),
                 gu_[lo:hi], gv0_[lo:hi], ga_[lo:hi],
             ))
-        if inline:
-            ctx.slots["g_u"].give_back(g_u)
         return g_u, g_v0, g_alpha.sum(0) if need_alpha else None, None, None, None
 
 
@@ -175,7 +171,6 @@ class SynapseFn(torch.autograd.Function):
             rows_in_parallel(len(x_), lambda lo, hi: K.synapse_forward(x_[lo:hi], i0_[lo:hi], a, out_[lo:hi]))
         ctx.save_for_backward(x, out, i0, alpha)
         ctx.kernel, ctx.slots = kernel, slots
-        slots["synapse"].give_back(out)
         return out
 
     @staticmethod
@@ -190,7 +185,6 @@ class SynapseFn(torch.autograd.Function):
             rows_in_parallel(len(x_), lambda lo, hi: K.synapse_backward(
                 g_[lo:hi], x_[lo:hi], o_[lo:hi], i0_[lo:hi], a, gx_[lo:hi], gi_[lo:hi], ga_[lo:hi]
             ))
-        ctx.slots["synapse_g_x"].give_back(g_x)
         return g_x, g_i0, g_alpha.sum(0), None, None
 
 

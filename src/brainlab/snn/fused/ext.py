@@ -93,8 +93,6 @@ class NeuronFn(torch.autograd.Function):
                       (spikes, vpre, bpre, tot, isyn, v_out, i_out, b_out), spike_mode=True)
         ctx.save_for_backward(tot if cfg.recurrent else x, spikes, vpre, bpre, isyn, v0, i0, b0, am, asyn, aa, w)
         ctx.cfg, ctx.slots = cfg, slots
-        slots["spikes"].give_back(spikes)
-        slots["vpre"].give_back(vpre)
         return spikes, v_out, i_out, b_out
 
     @staticmethod
@@ -119,7 +117,6 @@ class NeuronFn(torch.autograd.Function):
         if cfg.recurrent and ctx.needs_input_grad[7]:
             feats = vpre.shape[-1]
             g_w = g_x[:, 1:].reshape(-1, feats).t() @ spikes[:, :-1].reshape(-1, feats)
-        ctx.slots["g_u"].give_back(g_x)
         return g_x, g_v0, g_i0, g_b0, g_am.sum(0), g_asyn.sum(0), g_aa.sum(0), g_w, None, None
 
 
