@@ -131,6 +131,29 @@ def test_event_linear_matches_linear_with_input_gradient(width: int) -> None:
         torch.testing.assert_close(nobias(x), lin(x) - lin.bias, rtol=1e-5, atol=1e-5)
 
 
+def test_gradient_broadcast_over_time_takes_the_summed_path() -> None:
+    """A loss on the output summed over time: the input gradient comes back broadcast (stride 0, no full-size
+    product), the weight and bias gradients equal nn.Linear's."""
+    torch.manual_seed(5)
+    lin, ev = nn.Linear(100, 20), EventLinear(100, 20)
+    ev.load_state_dict(lin.state_dict())
+    x = _spikes(batch=4, steps=30).requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    strides: list[tuple[int, ...]] = []
+    x2.register_hook(lambda g: strides.append(g.stride()))
+    readout = torch.randn(4, 20)
+    (lin(x).sum(1) * readout).sum().backward()
+    (ev(x2).sum(1) * readout).sum().backward()
+    assert strides == [(100, 0, 1)]
+    torch.testing.assert_close(x2.grad, x.grad)
+    torch.testing.assert_close(ev.weight.grad, lin.weight.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ev.bias.grad, lin.bias.grad, rtol=1e-5, atol=1e-5)
+    # a gradient that differs per step takes the scatter path, whose input gradient is a full-size product
+    strides.clear()
+    ev(x2).mul(torch.randn(4, 30, 20)).sum().backward()
+    assert strides == [(3000, 100, 1)]
+
+
 def test_auto_chooses_by_density_deterministically(caplog: pytest.LogCaptureFixture) -> None:
     torch.manual_seed(4)
     sparse = (torch.rand(4, 20, 30) < AUTO_MAX_DENSITY / 2).float()

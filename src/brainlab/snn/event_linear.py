@@ -33,6 +33,7 @@ from numba.extending import intrinsic
 from torch import nn
 
 from brainlab.core.checks import check_choice
+from brainlab.snn.grads import same_at_every_step
 from brainlab.snn.parallel import rows_in_parallel
 from brainlab.snn.reuse import Workspace
 
@@ -122,12 +123,19 @@ def _np(t: torch.Tensor) -> Any:
 
 
 class EventLinearFn(torch.autograd.Function):
-    """`(x (rows, in), weight (out, in), bias (out) | None) -> (rows, out)`, float32 CPU tensors."""
+    """`(x (*lead, in), weight (out, in), bias (out) | None) -> (*lead, out)`, float32 CPU tensors.
+
+    The output keeps `x`'s leading shape, so a gradient broadcast over time reaches the backward as it is (a loss on
+    the readout summed over time: stride 0 along dim 1 of a `(batch, time, out)` gradient). Then the input
+    gradient is one `(batch, in)` product broadcast over time (handed back with stride 0, which the fused neuron's
+    backward reads in place), and the weight gradient the product of the gradient with the input summed over time.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 slots: Workspace | None = None) -> torch.Tensor:
-        x = x.contiguous()
+        lead = x.shape[:-1]
+        x = x.reshape(-1, x.shape[-1]).contiguous()
         wt = weight.detach().t().contiguous()
         slots = slots or Workspace()
         out = slots["out"].take(shape=(x.shape[0], weight.shape[0]), dtype=x.dtype)
@@ -139,20 +147,24 @@ class EventLinearFn(torch.autograd.Function):
         rows_in_parallel(len(x_), lambda lo, hi: gather_forward(x_[lo:hi], wt_, b_, has_bias, out_[lo:hi],
                                                                 act_[lo:hi]))
         ctx.save_for_backward(x, weight, active)
-        ctx.has_bias, ctx.slots = has_bias, slots
-        return out
+        ctx.has_bias, ctx.slots, ctx.lead = has_bias, slots, lead
+        return out.view(*lead, weight.shape[0])
 
     @staticmethod
     def backward(ctx: Any, g_out: torch.Tensor) -> Any:
         x, weight, active = ctx.saved_tensors
-        g = g_out.to(x.dtype).contiguous()
+        want_x, want_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        want_b = ctx.has_bias and ctx.needs_input_grad[2]
+        if same_at_every_step(g_out) and not torch.is_grad_enabled():
+            return (*_broadcast_grads(g_out, x.view(*ctx.lead, -1), weight, want_x, want_w, want_b), None)
+        g = g_out.reshape(-1, g_out.shape[-1]).to(x.dtype).contiguous()
         g_x = None
-        if ctx.needs_input_grad[0]:  # the one dense product
+        if want_x:  # the one dense product
             if torch.is_grad_enabled():  # create_graph: a plain product autograd can record
                 g_x = g.mm(weight)
             else:
                 g_x = torch.mm(g, weight, out=ctx.slots["g_x"].take(x))
-        want_w, want_b = ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]
+            g_x = g_x.view(*ctx.lead, -1)
         if not (want_w or want_b):
             return g_x, None, None, None
         x_, g_, act_ = _np(x), _np(g), active.numpy().view(np.uint64)
@@ -172,6 +184,18 @@ class EventLinearFn(torch.autograd.Function):
         g_w = torch.from_numpy(gwt).t().contiguous() if want_w else None
         g_b = torch.from_numpy(gb.astype(np.float32)) if want_b else None
         return g_x, g_w, g_b, None
+
+
+def _broadcast_grads(g_out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, want_x: bool, want_w: bool,
+                     want_b: bool) -> tuple[torch.Tensor | None, ...]:
+    """Gradients for `g_out` (batch, time, out) equal at every step: `g0 = g_out[:, 0]`, input gradient `g0 @ W`
+    broadcast over time, weight gradient `g0^T @ sum_t x`, bias gradient `time * sum_b g0`."""
+    steps = x.shape[1]
+    g0 = g_out[:, 0].to(x.dtype)
+    g_x = g0.mm(weight).unsqueeze(1).expand(-1, steps, -1) if want_x else None
+    g_w = g0.t().mm(x.sum(1)) if want_w else None
+    g_b = g0.sum(0).mul_(steps) if want_b else None
+    return g_x, g_w, g_b
 
 
 def density(x: torch.Tensor) -> float:
@@ -210,9 +234,7 @@ class EventLinear(nn.Linear):
                 or self.weight.dtype != torch.float32 or torch.is_autocast_enabled("cpu")
                 or self.choose(x) == "dense"):
             return F.linear(x, self.weight, self.bias)
-        lead = x.shape[:-1]
-        out = EventLinearFn.apply(x.reshape(-1, self.in_features), self.weight, self.bias, self._slots)
-        return out.reshape(*lead, self.out_features)
+        return EventLinearFn.apply(x, self.weight, self.bias, self._slots)
 
 
 def event_linear(in_features: int, out_features: int, bias: bool = True, synapse: str = "dense") -> nn.Linear:

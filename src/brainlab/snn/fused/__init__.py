@@ -28,6 +28,7 @@ from brainlab.snn.event_linear import MODES, event_linear
 from brainlab.snn.fused import cpu as K
 from brainlab.snn.fused import ext as fused_ext
 from brainlab.snn.fused.select import check_kernel, triton_kernels, use_triton
+from brainlab.snn.grads import same_at_every_step
 from brainlab.snn.parallel import rows_in_parallel
 from brainlab.snn.plug import Backend, no_nir
 from brainlab.snn.reuse import Workspace
@@ -92,12 +93,6 @@ def exp_params(cfg: KernelConfig) -> tuple[np.float32, np.float32]:
     """sinabs's SingleExponential surrogate as `exp_scale * exp(exp_rate * |v - thr|)` (CPU kernels)."""
     width = cfg.thr * getattr(cfg.surrogate, "grad_width", 1.0)
     return _f32(getattr(cfg.surrogate, "grad_scale", 1.0) / width), _f32(-1.0 / width)
-
-
-def same_at_every_step(grad: torch.Tensor) -> bool:
-    """Whether `grad` (batch, time, features) is one gradient broadcast over time (stride 0: the spikes were summed
-    over time by the loss), which the CPU backward reads as it is instead of a full-size copy."""
-    return grad.dim() == 3 and grad.shape[1] > 1 and grad.stride(1) == 0
 
 
 class MembraneFn(torch.autograd.Function):

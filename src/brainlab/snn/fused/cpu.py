@@ -177,7 +177,7 @@ def membrane_forward(u, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v, 
         v_out[b] = v
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, fastmath={"contract"})  # fused multiply-adds: gradients, not spikes
 def membrane_backward(  # noqa: ANN201
     g_spikes, g_every_step, g_vout, vpre, surrogate, v0, alpha, thr, spike_mode, reset_mode, has_min, min_v,
     exp_inline, exp_scale, exp_rate, need_alpha, in_scale, g_u, g_v0, g_alpha,
