@@ -42,10 +42,11 @@ log = logging.getLogger(__name__)
 MODES = ("dense", "event", "auto")
 #: `auto` keeps the event path up to this input density (fraction of non-zero inputs). The cost model: the dense
 #: forward + weight gradient cost 2 * rows * in * out multiply-adds, the event path one scan of the input per pass
-#: plus 2 * nnz * out; measured on CPU (128 -> 128, 32000 rows, 2 threads, 15 interleaved rounds, load < 1):
-#: forward + weight gradient 9.6 ms event vs 13.4 ms BLAS at 5 %, 10.6 vs 12.4 at 10 %, 17.5 vs 20.5 at 15 %,
-#: 17.7 vs 15.2 at 20 %; 10 % keeps a margin on machines where BLAS is faster.
-AUTO_MAX_DENSITY = 0.1
+#: plus 2 * nnz * out. Measured on CPU (128 -> 128, 32000 rows, forward + weight and bias gradients, 2 threads, 21
+#: interleaved rounds, load < 1, medians): with 512-bit vectors (`brainlab.core.jit`) event vs dense 6.4 vs 13.6 ms
+#: at 5 %, 8.4 vs 13.9 at 10 %, 10.6 vs 14.7 at 15 %, 13.0 vs 13.9 at 20 %, 15.5 vs 14.1 at 25 %; with numba's
+#: 256-bit default the crossing came earlier (17.5 vs 20.5 at 15 %, 17.7 vs 15.2 at 20 %). 15 % keeps a margin on both.
+AUTO_MAX_DENSITY = 0.15
 
 
 @intrinsic
