@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from torch import nn
 
 from brainlab.bench import backends
 from brainlab.core.errors import ConfigError
+from brainlab.snn.event_linear import EventLinear
 
 
 def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:
@@ -43,6 +45,19 @@ def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert "/floor" in out and "x sinabs tot" in out and "[skip exodus]" in out and "spikes=sinabs" in out
     assert " noisy " in out and "load " in out
+
+
+def test_event_rows_build_the_event_synapse() -> None:
+    """`fused+event` / `fused+auto` wrap the configured factory: their nets' Linear layers are the event synapse."""
+    impls = {i.name: i for i in backends.implementations("cpu", backends=["fused", "fused+event", "fused+auto"])}
+    for name, mode in (("fused", None), ("fused+event", "event"), ("fused+auto", "auto")):
+        net = backends.build([6, 8, 3], impls[name].layer, impls[name].linear)
+        linears = [m for m in net if isinstance(m, nn.Linear)]
+        assert len(linears) == 2
+        if mode is None:
+            assert all(type(m) is nn.Linear for m in linears)
+        else:
+            assert all(isinstance(m, EventLinear) and m.mode == mode for m in linears), name
 
 
 def test_bench_config_overrides_and_neuron(tmp_path) -> None:

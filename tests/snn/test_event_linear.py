@@ -177,6 +177,9 @@ def test_synapse_is_the_fused_plug_config() -> None:
     event = functools.partial(default.func, **{**default.keywords, "synapse": "auto"})
     layer = linear_for(event)(3, 4)
     assert isinstance(layer, EventLinear) and layer.mode == "auto"
+    wrapped = functools.partial(default, synapse="event")  # the benches wrap the configured factory
+    assert isinstance(linear_for(wrapped)(3, 4), EventLinear) and linear_for(wrapped)(3, 4).mode == "event"
+    assert linear_for(functools.partial(event, synapse="dense"))(3, 4).__class__ is nn.Linear  # the outer one wins
     assert linear_for(sinabs_backend.neuron)(3, 4).__class__ is nn.Linear
     assert linear_for(lambda **kw: nn.Identity())(3, 4).__class__ is nn.Linear
     with pytest.raises(ConfigError, match="backend.synapse"):

@@ -143,9 +143,19 @@ def backend_of(layer: nn.Module) -> Backend | None:
     return None
 
 
+def unwrap_factory(factory: Callable[..., Any]) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The function under nested partials (`functools.partial`, Hydra's `_partial_` targets, a partial of either)
+    and their keywords merged, the outer ones winning as they do in the call."""
+    func, keywords, seen = factory, {}, 0
+    while callable(getattr(func, "func", None)) and seen < 32:
+        keywords = {**(getattr(func, "keywords", None) or {}), **keywords}
+        func, seen = func.func, seen + 1
+    return func, keywords
+
+
 def plug_of(factory: Callable[..., Any]) -> Backend | None:
-    """The Backend whose module defines `factory` (a `_partial_` factory from `conf/backend/`), or None."""
-    func = getattr(factory, "func", factory)
+    """The Backend whose module defines `factory`'s function (under any partials), or None."""
+    func, _ = unwrap_factory(factory)
     plug = getattr(sys.modules.get(getattr(func, "__module__", "") or ""), "BACKEND", None)
     return plug if isinstance(plug, Backend) else None
 
@@ -153,13 +163,14 @@ def plug_of(factory: Callable[..., Any]) -> Backend | None:
 def linear_for(factory: Callable[..., Any]) -> Callable[..., nn.Linear]:
     """The synapse layer `linear(in, out, bias=True)` nets build beside `factory`'s neurons.
 
-    The factory's plug's `linear`, given the factory's `linear_options` keywords (e.g. `backend.synapse`);
-    `nn.Linear` for a factory without a plug (a test's function, a wrapped callable).
+    The factory's plug's `linear`, given the factory's `linear_options` keywords (e.g. `backend.synapse`, also when
+    set by a partial wrapped around the configured factory, as the benches do); `nn.Linear` for a factory without a
+    plug (a test's function, a wrapped callable).
     """
     plug = plug_of(factory)
     if plug is None:
         return nn.Linear
-    keywords = getattr(factory, "keywords", None) or {}
+    _, keywords = unwrap_factory(factory)
     options = {key: keywords[key] for key in plug.linear_options if key in keywords}
     return functools.partial(plug.linear, **options) if options else plug.linear
 
