@@ -42,7 +42,7 @@ def test_import_sets_full_width_before_numba() -> None:
 
 def test_configure_respects_the_opt_outs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
-    monkeypatch.delitem(sys.modules, "numba", raising=False)  # as before numba's first import (only its presence is looked at)
+    monkeypatch.delitem(sys.modules, "numba", raising=False)  # as before numba is imported (only its presence counts)
     monkeypatch.setenv("BRAINLAB_NUMBA_VECTORS", "default")
     assert configure() is None and "NUMBA_CPU_FEATURES" not in os.environ
     monkeypatch.delenv("BRAINLAB_NUMBA_VECTORS")
