@@ -75,7 +75,9 @@ def load_line(r: dict[str, Any]) -> str:
                 f"processes ~{r['others_load']:.2f})")
     rounds = f"{r['rounds']} interleaved round(s)"
     verdict = f"noisy: {'; '.join(r['noisy_why'])}" if r["noisy"] else "not noisy"
-    return f"Timing: {rounds}, {load}; {verdict}."
+    settings = r.get("speed_settings")
+    shown = "; ".join(f"{k}: {v}" for k, v in settings.items()) if settings else "not recorded"
+    return f"Timing: {rounds}, {load}; {verdict}. Speed settings: {shown}."
 
 
 def ratio(value: float | None, noisy: bool, digits: int = 2, suffix: str = "") -> str:

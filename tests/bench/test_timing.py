@@ -70,6 +70,20 @@ def test_a_call_may_return_its_own_measurements(monkeypatch: pytest.MonkeyPatch)
     assert fields["noisy_why"] == ["fewer than 5 repeats in 3 of 4 results"]
 
 
+def test_fields_record_the_speed_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timing, "load_average", lambda: [0.0, 0.0, 0.0])
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+fma,-prefer-256-bit")
+    settings = interleaved({"a": lambda: 1.0}, rounds=1, warmup=0).fields()["speed_settings"]
+    assert settings["GLIBC_TUNABLES"] == "glibc.malloc.trim_threshold=1" and "LD_PRELOAD" not in settings
+    assert settings["numba_vectors"] == "full width (brainlab.core.jit)"
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2")
+    assert timing.speed_settings()["numba_vectors"] == "NUMBA_CPU_FEATURES set by the user"
+    monkeypatch.delenv("NUMBA_CPU_FEATURES")
+    assert timing.speed_settings()["numba_vectors"] == "numba default"
+
+
 def test_claims_give_way_to_noisy() -> None:
     assert claim(1.234, False) == "1.23" and claim(1.234, True) == "noisy" and claim(None, False) == "-"
     assert claim(0.5, False, "{:.0%}") == "50%"

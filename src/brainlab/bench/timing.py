@@ -26,6 +26,10 @@ when any of these holds, each a module constant:
 
 A run is `noisy` when any of its results is. The numbers are written either way (a noisy median is still the
 median); only the claims drawn from them are withheld.
+
+**Speed settings.** The JSON also records what changes a CPU run's speed but not its numbers (`speed_settings()`):
+numba's vector width (`brainlab.core.jit`) and those of `SPEED_ENV` that are set (the C allocator's tunables or a
+preloaded allocator, which move the dense floor between ~70 and ~100 ms on the blog model; the kernels' threads).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
+from brainlab.core.jit import FULL_WIDTH
 
 MIN_REPEATS = 5
 MAX_SPREAD = 0.10
@@ -210,7 +215,23 @@ class Rounds:
         """What every bench's JSON carries about the run (module docstring)."""
         why = overall_why(self.judged(), self.load)
         return {**self.load.fields(), "rounds": self.rounds, "warmup": self.warmup, "order": "rotating",
-                "thresholds": THRESHOLDS, "noisy": bool(why) or not self.samples, "noisy_why": why}
+                "thresholds": THRESHOLDS, "noisy": bool(why) or not self.samples, "noisy_why": why,
+                "speed_settings": speed_settings()}
+
+
+#: environment variables that change a CPU run's speed, never its numbers: recorded in every bench's JSON when set
+SPEED_ENV = ("GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_ARENA_MAX", "OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+             "BRAINLAB_KERNEL_THREADS", "BRAINLAB_NUMBA_VECTORS")
+
+
+def speed_settings() -> dict[str, Any]:
+    """numba's vector width and the `SPEED_ENV` variables set in this process."""
+    features = os.environ.get("NUMBA_CPU_FEATURES")
+    vectors = "numba default"
+    if features is not None:
+        full = features.endswith(FULL_WIDTH)
+        vectors = "full width (brainlab.core.jit)" if full else "NUMBA_CPU_FEATURES set by the user"
+    return {"numba_vectors": vectors, **{name: os.environ[name] for name in SPEED_ENV if name in os.environ}}
 
 
 def overall_why(judged_results: Sequence[Mapping[str, Any]], load: Load | None = None) -> list[str]:
