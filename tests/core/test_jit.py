@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from brainlab.core import jit
 from brainlab.core.jit import FULL_WIDTH, configure, full_width_features
 
 HOST_FULL_WIDTH = full_width_features()
@@ -54,6 +55,17 @@ def test_configure_respects_the_opt_outs(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delenv("NUMBA_CPU_FEATURES", raising=False)
     monkeypatch.setitem(sys.modules, "numba", object())  # numba already imported: its target is fixed, left alone
     assert configure() is None and "NUMBA_CPU_FEATURES" not in os.environ
+
+
+def test_a_cpu_llvm_cannot_read_keeps_numbas_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import llvmlite.binding as llvm
+
+    def refuse() -> None:
+        raise RuntimeError("failed to get host cpu features")
+
+    monkeypatch.setattr(llvm, "get_host_cpu_features", refuse)
+    monkeypatch.setattr(jit, "_cpu_may_have_avx512", lambda: True)
+    assert full_width_features() is None
 
 
 @pytest.mark.skipif(HOST_FULL_WIDTH is None, reason="needs a CPU with AVX-512")

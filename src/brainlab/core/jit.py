@@ -37,9 +37,12 @@ def full_width_features() -> str | None:
     """The host's LLVM feature string without the 256-bit preference, or None on a CPU without AVX-512."""
     if not _cpu_may_have_avx512():
         return None
-    import llvmlite.binding as llvm
+    try:  # a platform where LLVM cannot tell (it raises there) keeps numba's own choice; `import brainlab` never fails
+        import llvmlite.binding as llvm
 
-    features = llvm.get_host_cpu_features()
+        features = llvm.get_host_cpu_features()
+    except (ImportError, OSError, RuntimeError):
+        return None
     if not features.get("avx512f"):
         return None
     return f"{features.flatten()},{FULL_WIDTH}"
