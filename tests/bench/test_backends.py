@@ -39,6 +39,7 @@ def test_speed_grid_smoke_through_the_bench_entry(tmp_path, capsys) -> None:
         assert by[case, "floor"]["spikes_equal"] == by[case, "fastsnn"]["spikes_equal"] == "n/a"
     # bench hygiene: the load, the rounds, median and min, noisy (1 repeat: always)
     assert record["rounds"] == 1 and record["noisy"] is True and "fewer than 5 repeats" in record["noisy_why"][0]
+    assert "numba_vectors" in record["speed_settings"] and all("speed_settings" in c for c in record["cases"])
     assert len(record["load_before"]) == 3 and len(record["load_after"]) == 3 and record["cores"] >= 1
     assert all(r["noisy"] and r["ratios_noisy"] and r["samples"] == 1 for r in rows)
     assert [c["case"] for c in record["cases"]] == ["grid n=8 T=4 B=2", "grid n=8 T=8 B=2", "blog 6-8-8-3 T=5 B=2"]

@@ -293,4 +293,5 @@ def combined(load: Load, parts: Sequence[Rounds]) -> dict[str, Any]:
     why = overall_why([s for part in parts for s in part.judged()], load)
     first = parts[0] if parts else None
     return {**load.fields(), "rounds": first.rounds if first else 0, "warmup": first.warmup if first else 0,
-            "order": "rotating", "thresholds": THRESHOLDS, "noisy": bool(why) or not parts, "noisy_why": why}
+            "order": "rotating", "thresholds": THRESHOLDS, "noisy": bool(why) or not parts, "noisy_why": why,
+            "speed_settings": speed_settings()}
