@@ -45,7 +45,7 @@ from typing import Any
 
 from brainlab.core.checks import positive_int
 from brainlab.core.errors import ConfigError
-from brainlab.core.jit import FULL_WIDTH
+from brainlab.core.jit import numba_vectors
 
 MIN_REPEATS = 5
 MAX_SPREAD = 0.10
@@ -226,12 +226,7 @@ SPEED_ENV = ("GLIBC_TUNABLES", "LD_PRELOAD", "MALLOC_ARENA_MAX", "OMP_NUM_THREAD
 
 def speed_settings() -> dict[str, Any]:
     """numba's vector width and the `SPEED_ENV` variables set in this process."""
-    features = os.environ.get("NUMBA_CPU_FEATURES")
-    vectors = "numba default"
-    if features is not None:
-        full = features.endswith(FULL_WIDTH)
-        vectors = "full width (brainlab.core.jit)" if full else "NUMBA_CPU_FEATURES set by the user"
-    return {"numba_vectors": vectors, **{name: os.environ[name] for name in SPEED_ENV if name in os.environ}}
+    return {"numba_vectors": numba_vectors(), **{name: os.environ[name] for name in SPEED_ENV if name in os.environ}}
 
 
 def overall_why(judged_results: Sequence[Mapping[str, Any]], load: Load | None = None) -> list[str]:

@@ -58,3 +58,11 @@ def configure() -> str | None:
     if features:
         os.environ["NUMBA_CPU_FEATURES"] = features
     return features
+
+
+def numba_vectors() -> str:
+    """How numba's vector width was chosen in this process (what the benches record)."""
+    features = os.environ.get("NUMBA_CPU_FEATURES")
+    if features is None:
+        return "numba default"
+    return "full width (brainlab.core.jit)" if features.endswith(FULL_WIDTH) else "NUMBA_CPU_FEATURES set by the user"
